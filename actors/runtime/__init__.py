@@ -1,0 +1,69 @@
+"""The troupe runtime: actors, the typed bus, the embedded server and supervision."""
+
+from __future__ import annotations
+
+from actors.runtime.actor import DEAD_LETTERS, Actor
+from actors.runtime.bus import Bus
+from actors.runtime.clock import Clock, SystemClock, system_clock
+from actors.runtime.codec import Codec
+from actors.runtime.config import DEFAULT_NATS_URL, ConnectionConfig
+from actors.runtime.errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    ConnectError,
+    DeadLetter,
+    NotFound,
+    Rejected,
+    RequestError,
+    RetryLater,
+    ServerError,
+    TroupeError,
+    Unavailable,
+)
+from actors.runtime.handlers import (
+    ConsumerSpec,
+    EndpointSpec,
+    ListenerSpec,
+    MessageContext,
+    RequestContext,
+    consumer,
+    endpoint,
+    listener,
+)
+from actors.runtime.topology import BucketSpec, ObjectStoreSpec, StreamSpec
+
+__all__ = [
+    "DEAD_LETTERS",
+    "DEFAULT_NATS_URL",
+    "Actor",
+    "BadRequest",
+    "BucketSpec",
+    "Bus",
+    "Clock",
+    "Codec",
+    "ConfigError",
+    "Conflict",
+    "ConnectError",
+    "ConnectionConfig",
+    "ConsumerSpec",
+    "DeadLetter",
+    "EndpointSpec",
+    "ListenerSpec",
+    "MessageContext",
+    "NotFound",
+    "ObjectStoreSpec",
+    "Rejected",
+    "RequestContext",
+    "RequestError",
+    "RetryLater",
+    "ServerError",
+    "StreamSpec",
+    "SystemClock",
+    "TroupeError",
+    "Unavailable",
+    "consumer",
+    "endpoint",
+    "listener",
+    "system_clock",
+]

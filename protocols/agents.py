@@ -1,0 +1,181 @@
+"""Agents: heartbeats, discovery queries, presence events and inboxes.
+
+An agent puts its :class:`AgentInfo` into :data:`AGENTS_BUCKET` under its id
+every heartbeat interval; entries expire, so a missing key is a departed
+agent. The agent registry watches the bucket and answers :class:`FindAgents`
+and :class:`ListAgents`. Messages to an agent go to :func:`inbox_subject`,
+captured by :data:`INBOX_STREAM` so they wait for an agent that is briefly
+offline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from protocols.base import Message
+
+__all__ = [
+    "AGENTS_BUCKET",
+    "AGENT_ID_PATTERN",
+    "FIND_SUBJECT",
+    "INBOX_STREAM",
+    "INBOX_SUBJECTS",
+    "JOINED_SUBJECT",
+    "LEFT_SUBJECT",
+    "LIST_SUBJECT",
+    "AgentEnvelope",
+    "AgentInfo",
+    "AgentJoined",
+    "AgentLeft",
+    "AgentList",
+    "AgentPresence",
+    "AgentView",
+    "Capability",
+    "FindAgents",
+    "ListAgents",
+    "inbox_subject",
+]
+
+AGENTS_BUCKET = "troupe-agents"
+"""KV bucket of heartbeats: agent id -> :class:`AgentInfo`."""
+
+FIND_SUBJECT = "troupe.agents.find"
+"""Request subject of :class:`FindAgents`."""
+
+LIST_SUBJECT = "troupe.agents.list"
+"""Request subject of :class:`ListAgents`."""
+
+JOINED_SUBJECT = "troupe.agents.events.joined"
+"""Subject of :class:`AgentJoined`."""
+
+LEFT_SUBJECT = "troupe.agents.events.left"
+"""Subject of :class:`AgentLeft`."""
+
+INBOX_STREAM = "TROUPE_AGENT_INBOX"
+"""Stream capturing every agent inbox."""
+
+INBOX_SUBJECTS = "troupe.agents.inbox.>"
+"""Subjects captured by :data:`INBOX_STREAM`."""
+
+AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+"""Agent ids are KV keys and subject tokens."""
+
+AgentId = Annotated[str, msgspec.Meta(pattern=AGENT_ID_PATTERN)]
+AgentPresence = Literal["live", "suspect"]
+
+
+def inbox_subject(agent_id: str) -> str:
+    """Return the inbox subject of ``agent_id``."""
+    return f"troupe.agents.inbox.{agent_id}"
+
+
+class Capability(msgspec.Struct, frozen=True, kw_only=True):
+    """Something an agent can do, with the version it implements."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    """Capability name, e.g. ``text.stats``."""
+    version: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+){0,2}$")] = "1"
+    """Dotted numeric version."""
+
+
+class AgentInfo(Message, tag="troupe.agents.v1.info"):
+    """The heartbeat an agent writes under its id."""
+
+    agent_id: AgentId
+    """Unique id."""
+    name: str
+    """Human-readable name."""
+    capabilities: list[Capability]
+    """What it can do."""
+    inbox: str
+    """Subject it receives messages on."""
+    started_at: float
+    """Unix time the agent started."""
+    heartbeat_at: float
+    """Unix time of this heartbeat."""
+    load: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Tasks in progress."""
+    capacity: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """Tasks it takes at once."""
+    version: str = "0"
+    """Agent software version."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Free-form labels used by :class:`FindAgents`."""
+    interval_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """Heartbeat interval the agent promises."""
+
+
+class AgentView(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent as the registry sees it."""
+
+    info: AgentInfo
+    """Last heartbeat."""
+    presence: AgentPresence
+    """``suspect`` after one missed heartbeat."""
+    last_seen_s: float
+    """Seconds since the last heartbeat."""
+
+
+class FindAgents(Message, tag="troupe.agents.v1.find"):
+    """Find live agents with a capability, least-loaded first."""
+
+    capability: str
+    """Capability name."""
+    min_version: str = "0"
+    """Lowest acceptable capability version."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Labels the agent must carry."""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    """Most agents to return."""
+    include_suspect: bool = False
+    """Whether agents that missed a heartbeat qualify."""
+
+
+class ListAgents(Message, tag="troupe.agents.v1.list"):
+    """List every known agent."""
+
+
+class AgentList(Message, tag="troupe.agents.v1.agent_list"):
+    """Answer to :class:`FindAgents` and :class:`ListAgents`."""
+
+    agents: list[AgentView]
+    """Matching agents."""
+
+
+class AgentJoined(Message, tag="troupe.agents.v1.joined"):
+    """An agent appeared."""
+
+    info: AgentInfo
+    """Its first heartbeat."""
+
+
+class AgentLeft(Message, tag="troupe.agents.v1.left"):
+    """An agent departed."""
+
+    agent_id: str
+    """Its id."""
+    reason: Literal["expired", "deregistered"]
+    """Heartbeat TTL expiry or clean deregistration."""
+    at: float
+    """Unix time the registry noticed."""
+
+
+class AgentEnvelope(Message, tag="troupe.agents.v1.envelope"):
+    """A message between agents (or from the task manager to an agent)."""
+
+    message_id: str
+    """Unique id (idempotency)."""
+    sender: str
+    """Sending agent id (or actor name)."""
+    kind: str
+    """Application-defined kind, e.g. ``task`` or ``chat``."""
+    body: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Application payload."""
+    reply_to: str | None = None
+    """Subject to answer on, for request/response."""
+    workflow_id: str | None = None
+    """Workflow this message belongs to, if any."""
+    capability: str | None = None
+    """Capability the message asks for."""

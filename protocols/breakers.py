@@ -1,0 +1,151 @@
+"""Circuit breakers: outcome reports, shared breaker state, manual control.
+
+Runners publish :class:`OutcomeReport` on :data:`REPORT_SUBJECT` (captured by
+the work-queue stream :data:`REPORTS_STREAM`, so nothing is lost while the
+supervisor is down). The breaker supervisor folds them into per-key breakers
+and writes each :class:`BreakerStatus` to :data:`BREAKERS_BUCKET`, which every
+runner watches for a local, round-trip-free view.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+
+import msgspec
+
+from protocols.base import Message
+from protocols.errors import ErrorClass
+
+__all__ = [
+    "BREAKERS_BUCKET",
+    "CONTROL_SUBJECT",
+    "EVENTS_SUBJECTS",
+    "LIST_SUBJECT",
+    "REPORTS_STREAM",
+    "REPORT_SUBJECT",
+    "BreakerControl",
+    "BreakerList",
+    "BreakerState",
+    "BreakerStatus",
+    "BreakerTransitionEvent",
+    "ListBreakers",
+    "OutcomeReport",
+    "breaker_key_from_kv",
+    "breaker_kv_key",
+    "event_subject",
+]
+
+REPORT_SUBJECT = "troupe.breakers.report"
+"""Subject of :class:`OutcomeReport`."""
+
+REPORTS_STREAM = "TROUPE_BREAKER_REPORTS"
+"""Work-queue stream capturing :data:`REPORT_SUBJECT`."""
+
+BREAKERS_BUCKET = "troupe-breakers"
+"""KV bucket: encoded breaker key -> :class:`BreakerStatus`."""
+
+CONTROL_SUBJECT = "troupe.breakers.control"
+"""Request subject of :class:`BreakerControl`."""
+
+LIST_SUBJECT = "troupe.breakers.list"
+"""Request subject of :class:`ListBreakers`."""
+
+EVENTS_SUBJECTS = "troupe.breakers.events.>"
+"""Core-NATS subjects of :class:`BreakerTransitionEvent`."""
+
+BreakerState = Literal["closed", "open", "half_open", "forced_open", "disabled"]
+"""State of one breaker."""
+
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+def breaker_kv_key(key: str) -> str:
+    """Encode an arbitrary breaker key (``image:python:3.12``) as a KV key."""
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def breaker_key_from_kv(kv_key: str) -> str:
+    """Invert :func:`breaker_kv_key`."""
+    padded = kv_key + "=" * (-len(kv_key) % 4)
+    return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+def event_subject(state: BreakerState) -> str:
+    """Return the subject a transition into ``state`` is announced on."""
+    return f"troupe.breakers.events.{state}"
+
+
+class OutcomeReport(Message, tag="troupe.breakers.v1.outcome"):
+    """The outcome of one call guarded by breaker ``key``."""
+
+    key: Key
+    """Breaker key, e.g. ``image:alpine:3.20`` or ``backend:dagger``."""
+    ok: bool
+    """Whether the call succeeded."""
+    duration_s: Annotated[float, msgspec.Meta(ge=0)]
+    """How long the call took."""
+    at: float
+    """Unix time the call finished."""
+    error_class: ErrorClass | None = None
+    """Classification of a failure."""
+    report_id: str = ""
+    """Unique id (de-duplication of re-sent reports)."""
+
+
+class BreakerStatus(Message, tag="troupe.breakers.v1.status"):
+    """Published state of one breaker."""
+
+    key: str
+    """Breaker key."""
+    state: BreakerState
+    """Current state."""
+    since: float
+    """Unix time of the last transition."""
+    open_until: float | None = None
+    """When open: the time it becomes half-open."""
+    failure_rate: float = 0.0
+    """Failure rate of the current window, 0-1."""
+    slow_rate: float = 0.0
+    """Slow-call rate of the current window, 0-1."""
+    calls: int = 0
+    """Calls in the current window."""
+    half_open_permits: int = 0
+    """Probe calls allowed while half-open."""
+    opened_count: int = 0
+    """How many times it opened (drives exponential wait)."""
+
+
+class BreakerTransitionEvent(Message, tag="troupe.breakers.v1.transition"):
+    """A breaker changed state."""
+
+    key: str
+    """Breaker key."""
+    from_state: BreakerState
+    """Previous state."""
+    to_state: BreakerState
+    """New state."""
+    at: float
+    """Unix time."""
+    reason: str = ""
+    """Why (threshold exceeded, manual control, probe result)."""
+
+
+class BreakerControl(Message, tag="troupe.breakers.v1.control"):
+    """Manual control of a breaker."""
+
+    key: Key
+    """Breaker key."""
+    action: Literal["force_open", "disable", "reset"]
+    """What to do."""
+
+
+class ListBreakers(Message, tag="troupe.breakers.v1.list"):
+    """Request every known breaker."""
+
+
+class BreakerList(Message, tag="troupe.breakers.v1.breaker_list"):
+    """Answer to :class:`ListBreakers` and :class:`BreakerControl`."""
+
+    items: list[BreakerStatus]
+    """Breakers."""
