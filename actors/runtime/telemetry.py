@@ -25,6 +25,7 @@ __all__ = [
     "Operation",
     "configure_tracing",
     "current_trace_id",
+    "ensure_trace_ids",
     "inject_context",
     "process_span",
     "publish_span",
@@ -113,6 +114,21 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
     _configured = True
     log.info("tracing exports spans for service %s", resource.attributes["service.name"])
     return True
+
+
+def ensure_trace_ids(service_name: str) -> None:
+    """Make sure spans started here get real trace ids, exporter or not.
+
+    A client that starts a workflow (``troupe submit``, ``troupe demo``) needs a
+    trace id to show even when nothing is exported; without an exporter this
+    installs an SDK provider with no processor, which only generates ids.
+    """
+    if configure_tracing(service_name):
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
 
 
 def shutdown_tracing() -> None:
