@@ -16,6 +16,7 @@ __all__ = [
     "ARTIFACTS",
     "BREAKERS",
     "BREAKER_REPORTS",
+    "CHECKPOINTS",
     "PIPELINES",
     "RESULTS",
     "STATUS_EVENTS",
@@ -61,6 +62,13 @@ ARTIFACTS = ObjectStoreSpec(
     name=pipelines.ARTIFACTS_BUCKET,
     ttl=30 * DAY,
     description="Files produced by pipeline steps",
+)
+
+CHECKPOINTS = BucketSpec(
+    name=pipelines.CHECKPOINTS_BUCKET,
+    history=1,
+    ttl=7 * DAY,
+    description="Steps finished by pipeline runs in flight, so a redelivered run resumes",
 )
 
 STEP_CACHE = ObjectStoreSpec(

@@ -5,6 +5,14 @@ the work-queue stream :data:`REPORTS_STREAM`, so nothing is lost while the
 supervisor is down). The breaker supervisor folds them into per-key breakers
 and writes each :class:`BreakerStatus` to :data:`BREAKERS_BUCKET`, which every
 runner watches for a local, round-trip-free view.
+
+Half-open probes are claimed without asking the supervisor: a runner creates
+the key :func:`probe_kv_key` (``key``, the breaker's ``opened_count`` as the
+epoch, a slot below ``half_open_permits``) in :data:`BREAKERS_BUCKET`; KV
+``create`` succeeds for exactly one claimant per slot. The supervisor purges
+the claims of an epoch when the breaker leaves half-open. The supervisor keeps
+the full breaker (window included) as a :class:`BreakerSnapshot` in
+:data:`SNAPSHOTS_BUCKET`, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -19,21 +27,28 @@ from protocols.errors import ErrorClass
 
 __all__ = [
     "BREAKERS_BUCKET",
+    "CONTROL_ACTIONS",
     "CONTROL_SUBJECT",
     "EVENTS_SUBJECTS",
     "LIST_SUBJECT",
     "REPORTS_STREAM",
     "REPORT_SUBJECT",
+    "SNAPSHOTS_BUCKET",
     "BreakerControl",
     "BreakerList",
+    "BreakerSnapshot",
     "BreakerState",
     "BreakerStatus",
     "BreakerTransitionEvent",
+    "ControlAction",
     "ListBreakers",
     "OutcomeReport",
+    "WindowEntry",
     "breaker_key_from_kv",
     "breaker_kv_key",
     "event_subject",
+    "is_probe_kv_key",
+    "probe_kv_key",
 ]
 
 REPORT_SUBJECT = "troupe.breakers.report"
@@ -50,6 +65,9 @@ CONTROL_SUBJECT = "troupe.breakers.control"
 
 LIST_SUBJECT = "troupe.breakers.list"
 """Request subject of :class:`ListBreakers`."""
+
+SNAPSHOTS_BUCKET = "troupe-breaker-snapshots"
+"""KV bucket: encoded breaker key -> :class:`BreakerSnapshot` (the supervisor's own)."""
 
 EVENTS_SUBJECTS = "troupe.breakers.events.>"
 """Core-NATS subjects of :class:`BreakerTransitionEvent`."""
@@ -69,6 +87,25 @@ def breaker_key_from_kv(kv_key: str) -> str:
     """Invert :func:`breaker_kv_key`."""
     padded = kv_key + "=" * (-len(kv_key) % 4)
     return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+_PROBE_PREFIX = "probe."
+
+
+def probe_kv_key(key: str, epoch: int, slot: int) -> str:
+    """Return the KV key a runner creates to claim half-open probe ``slot``.
+
+    Args:
+        key: breaker key.
+        epoch: the breaker's ``opened_count`` (one epoch per open period).
+        slot: probe slot, ``0 <= slot < half_open_permits``.
+    """
+    return f"{_PROBE_PREFIX}{breaker_kv_key(key)}.{epoch}.{slot}"
+
+
+def is_probe_kv_key(kv_key: str) -> bool:
+    """Whether ``kv_key`` is a probe claim rather than a breaker status."""
+    return kv_key.startswith(_PROBE_PREFIX)
 
 
 def event_subject(state: BreakerState) -> str:
@@ -131,17 +168,27 @@ class BreakerTransitionEvent(Message, tag="troupe.breakers.v1.transition"):
     """Why (threshold exceeded, manual control, probe result)."""
 
 
+ControlAction = Literal["force_open", "disable", "reset"]
+"""Manual actions: hold open, let everything through unrecorded, back to closed."""
+
+CONTROL_ACTIONS: tuple[ControlAction, ...] = ("force_open", "disable", "reset")
+"""Every :data:`ControlAction`."""
+
+
 class BreakerControl(Message, tag="troupe.breakers.v1.control"):
     """Manual control of a breaker."""
 
     key: Key
     """Breaker key."""
-    action: Literal["force_open", "disable", "reset"]
+    action: ControlAction
     """What to do."""
 
 
 class ListBreakers(Message, tag="troupe.breakers.v1.list"):
     """Request every known breaker."""
+
+    prefix: str = ""
+    """Only breakers whose key starts with this (e.g. ``image:``)."""
 
 
 class BreakerList(Message, tag="troupe.breakers.v1.breaker_list"):
@@ -149,3 +196,27 @@ class BreakerList(Message, tag="troupe.breakers.v1.breaker_list"):
 
     items: list[BreakerStatus]
     """Breakers."""
+
+
+class WindowEntry(msgspec.Struct, frozen=True, array_like=True):
+    """One recorded call in a breaker's sliding window."""
+
+    at: float
+    """Unix time it was recorded at."""
+    failed: bool
+    """Counted as a failure."""
+    slow: bool
+    """Slower than the slow-call duration."""
+
+
+class BreakerSnapshot(Message, tag="troupe.breakers.v1.snapshot"):
+    """Everything the supervisor needs to rebuild one breaker after a restart."""
+
+    status: BreakerStatus
+    """The published state."""
+    window: list[WindowEntry] = msgspec.field(default_factory=list)
+    """Calls of the closed-state sliding window, oldest first."""
+    probes: list[WindowEntry] = msgspec.field(default_factory=list)
+    """Probe outcomes recorded in the current half-open period."""
+    applied: list[int] = msgspec.field(default_factory=list)
+    """Stream sequences of the latest reports applied (redelivery de-duplication)."""

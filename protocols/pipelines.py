@@ -19,7 +19,9 @@ from protocols.errors import ErrorClass
 __all__ = [
     "ARTIFACTS_BUCKET",
     "CACHE_BUCKET",
+    "CACHE_CLEAR_SUBJECT",
     "CANCEL_SUBJECT",
+    "CHECKPOINTS_BUCKET",
     "NAME_PATTERN",
     "PIPELINES_STREAM",
     "RESULTS_BUCKET",
@@ -27,7 +29,10 @@ __all__ = [
     "RUN_SUBJECT",
     "ArtifactRef",
     "BackendName",
+    "CacheCleared",
+    "CachedStep",
     "CancelRun",
+    "ClearCache",
     "GetResult",
     "ParamSpec",
     "ParamType",
@@ -35,6 +40,7 @@ __all__ = [
     "PipelineResult",
     "PipelineRun",
     "PipelineSpec",
+    "RunCheckpoint",
     "StepOutcome",
     "StepResult",
     "StepSpec",
@@ -60,6 +66,12 @@ ARTIFACTS_BUCKET = "troupe-artifacts"
 
 CACHE_BUCKET = "troupe-step-cache"
 """Object store bucket shared by runners: step cache key -> cached step result."""
+
+CACHE_CLEAR_SUBJECT = "troupe.pipelines.cache.clear"
+"""Request subject of :class:`ClearCache`; every runner also drops its in-process tier."""
+
+CHECKPOINTS_BUCKET = "troupe-run-checkpoints"
+"""KV bucket: workflow id -> :class:`RunCheckpoint` (steps finished by a run in flight)."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Names of pipelines, steps and parameters."""
@@ -107,6 +119,8 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Name of a retry policy known to the breaker supervisor."""
     backend: BackendName | None = None
     """Backend hint overriding the pipeline's."""
+    cache: bool = True
+    """Whether a success may be served from (and stored in) the step cache."""
 
 
 class PipelineSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -209,6 +223,10 @@ class PipelineResult(Message, tag="troupe.pipelines.v1.result"):
     """Backend chosen for the run (``auto`` resolved)."""
     reason: str = ""
     """Why the run failed, if it did."""
+    error_class: ErrorClass | None = None
+    """Classification of the failure, if the run failed."""
+    attempt: int = 1
+    """Run attempt that produced this result."""
 
 
 class GetResult(Message, tag="troupe.pipelines.v1.get_result"):
@@ -216,3 +234,45 @@ class GetResult(Message, tag="troupe.pipelines.v1.get_result"):
 
     workflow_id: str
     """Workflow id."""
+
+
+class RunCheckpoint(Message, tag="troupe.pipelines.v1.checkpoint"):
+    """Steps a run has finished so far, written after each one.
+
+    A redelivered run reads it and does not execute those steps again.
+    """
+
+    workflow_id: str
+    """Workflow id."""
+    attempt: int
+    """Run attempt."""
+    started_at: float
+    """Unix time the run first started."""
+    backend: str
+    """Backend chosen for the run."""
+    steps: list[StepResult] = msgspec.field(default_factory=list)
+    """Finished steps, in completion order."""
+    step_attempts: dict[str, int] = msgspec.field(default_factory=dict)
+    """Executions started per step (retries count)."""
+
+
+class CachedStep(Message, tag="troupe.pipelines.v1.cached_step"):
+    """A step cache entry: the result of a successful step and when it was stored."""
+
+    key: str
+    """Cache key (hex sha256 of backend, image, command, env and input digests)."""
+    result: StepResult
+    """The step's result; its artifacts hold the output files."""
+    stored_at: float
+    """Unix time the entry was stored."""
+
+
+class ClearCache(Message, tag="troupe.pipelines.v1.clear_cache"):
+    """Request to empty the step cache (shared tier and every runner's own tier)."""
+
+
+class CacheCleared(Message, tag="troupe.pipelines.v1.cache_cleared"):
+    """Answer to :class:`ClearCache`."""
+
+    removed: int
+    """Entries removed from the shared tier."""

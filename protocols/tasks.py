@@ -3,12 +3,15 @@
 A client publishes :class:`TaskSubmitted` on :data:`SUBMIT_SUBJECT` with the
 ``Nats-Msg-Id`` header set to ``task_id``; the work-queue stream
 :data:`TASKS_STREAM` drops a re-send inside its de-duplication window and the
-task manager drops one after it.
+task manager drops one after it, using the :class:`TaskRecord` it keeps in
+:data:`TASKS_BUCKET`. A task that fails validation ends ``rejected`` with a
+reason that starts with one of the :data:`REJECTION_CODES`
+(``"<code>: <detail>"``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -17,12 +20,16 @@ from protocols.pipelines import ParamValue, PipelineSpec
 
 __all__ = [
     "CANCEL_SUBJECT",
+    "REJECTION_CODES",
     "SUBMIT_SUBJECT",
     "TASKS_BUCKET",
     "TASKS_STREAM",
     "TASK_ID_PATTERN",
     "CancelAccepted",
     "CancelTask",
+    "RejectionCode",
+    "TaskRecord",
+    "TaskState",
     "TaskSubmitted",
 ]
 
@@ -42,6 +49,45 @@ TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 """Task ids double as KV keys and subject tokens."""
 
 TaskId = Annotated[str, msgspec.Meta(pattern=TASK_ID_PATTERN)]
+
+RejectionCode = Literal[
+    "invalid_task",
+    "unknown_template",
+    "invalid_template",
+    "invalid_definition",
+    "missing_parameter",
+    "invalid_parameter",
+    "unknown_parameter",
+    "undefined_parameter",
+    "duplicate_step",
+    "unknown_dependency",
+    "cycle",
+    "missing_input",
+    "no_capable_agent",
+]
+"""Why a task was rejected; the first word of the workflow's ``reason``."""
+
+REJECTION_CODES: tuple[RejectionCode, ...] = (
+    "invalid_task",
+    "unknown_template",
+    "invalid_template",
+    "invalid_definition",
+    "missing_parameter",
+    "invalid_parameter",
+    "unknown_parameter",
+    "undefined_parameter",
+    "duplicate_step",
+    "unknown_dependency",
+    "cycle",
+    "missing_input",
+    "no_capable_agent",
+)
+"""Every :data:`RejectionCode`."""
+
+TaskState = Literal["accepted", "queued", "dispatched", "rejected", "cancelled"]
+"""How far the task manager got with a task: ``accepted`` (being handled),
+``queued`` (its run is published), ``dispatched`` (handed to an agent),
+``rejected`` or ``cancelled``."""
 
 
 class TaskSubmitted(Message, tag="troupe.tasks.v1.submit"):
@@ -77,3 +123,21 @@ class CancelAccepted(Message, tag="troupe.tasks.v1.cancel_accepted"):
 
     workflow_id: str
     """Workflow being cancelled."""
+
+
+class TaskRecord(Message, tag="troupe.tasks.v1.record"):
+    """What the task manager stores in :data:`TASKS_BUCKET` under a task id."""
+
+    task_id: str
+    """Task (and workflow) id."""
+    state: TaskState
+    """How far handling got."""
+    accepted_at: float
+    """Unix time the task manager first saw the task; deadlines count from here."""
+    sequence: int
+    """Stream sequence of the submission, telling a redelivery (same sequence)
+    from a second submission with the same id (another sequence)."""
+    template: str | None = None
+    """Template (or inline pipeline) name."""
+    reason: str = ""
+    """Why it was rejected or cancelled."""

@@ -75,6 +75,8 @@ class Supervisor:
         stable_after: float = 30.0,
         grace: float = 15.0,
     ) -> None:
+        if not backoff or min(backoff) < 0:
+            raise ValueError("backoff needs at least one non-negative delay")
         self.children = {c.name: ChildState(spec=c) for c in children}
         self.clock = clock
         self.backoff = tuple(backoff)
