@@ -12,7 +12,9 @@ from protocols import agents, breakers, pipelines, status, tasks
 
 __all__ = [
     "AGENTS",
+    "AGENT_ASSIGNMENTS",
     "AGENT_INBOX",
+    "AGENT_RESULTS",
     "ARTIFACTS",
     "BREAKERS",
     "BREAKER_REPORTS",
@@ -110,8 +112,10 @@ BREAKERS = BucketSpec(
 AGENTS = BucketSpec(
     name=agents.AGENTS_BUCKET,
     history=1,
+    # Upper bound only: each heartbeat carries its own per-key TTL (a few intervals).
     ttl=30.0,
     storage="memory",
+    # Expiry leaves a purge marker for this long, so watchers see a departure.
     marker_ttl=5.0,
     description="Agent heartbeats; an expired key is a departed agent",
 )
@@ -122,4 +126,19 @@ AGENT_INBOX = StreamSpec(
     retention="limits",
     max_age=DAY,
     description="Messages to agents, kept while an agent is briefly offline",
+)
+
+AGENT_RESULTS = StreamSpec(
+    name=agents.RESULTS_STREAM,
+    subjects=(agents.RESULTS_SUBJECTS,),
+    retention="workqueue",
+    max_age=7 * DAY,
+    duplicate_window=600.0,
+    description="Results of agent tasks, consumed by the task manager",
+)
+
+AGENT_ASSIGNMENTS = BucketSpec(
+    name=agents.ASSIGNMENTS_BUCKET,
+    history=1,
+    description="Open agent tasks: which agent holds each, re-dispatched if it departs",
 )

@@ -15,16 +15,21 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from protocols.base import Message
+from protocols.errors import ErrorClass
 
 __all__ = [
     "AGENTS_BUCKET",
     "AGENT_ID_PATTERN",
+    "ASSIGNMENTS_BUCKET",
     "FIND_SUBJECT",
     "INBOX_STREAM",
     "INBOX_SUBJECTS",
     "JOINED_SUBJECT",
     "LEFT_SUBJECT",
     "LIST_SUBJECT",
+    "RESULTS_STREAM",
+    "RESULTS_SUBJECTS",
+    "AgentAssignment",
     "AgentEnvelope",
     "AgentInfo",
     "AgentJoined",
@@ -35,7 +40,9 @@ __all__ = [
     "Capability",
     "FindAgents",
     "ListAgents",
+    "TaskResult",
     "inbox_subject",
+    "result_subject",
 ]
 
 AGENTS_BUCKET = "troupe-agents"
@@ -59,6 +66,15 @@ INBOX_STREAM = "TROUPE_AGENT_INBOX"
 INBOX_SUBJECTS = "troupe.agents.inbox.>"
 """Subjects captured by :data:`INBOX_STREAM`."""
 
+RESULTS_STREAM = "TROUPE_AGENT_RESULTS"
+"""Work-queue stream of :class:`TaskResult` messages, consumed by the task manager."""
+
+RESULTS_SUBJECTS = "troupe.agents.results.>"
+"""Subjects captured by :data:`RESULTS_STREAM`."""
+
+ASSIGNMENTS_BUCKET = "troupe-agent-tasks"
+"""KV bucket: workflow id -> :class:`AgentAssignment` while an agent task is open."""
+
 AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 """Agent ids are KV keys and subject tokens."""
 
@@ -69,6 +85,11 @@ AgentPresence = Literal["live", "suspect"]
 def inbox_subject(agent_id: str) -> str:
     """Return the inbox subject of ``agent_id``."""
     return f"troupe.agents.inbox.{agent_id}"
+
+
+def result_subject(workflow_id: str) -> str:
+    """Return the subject an agent reports the result of ``workflow_id``'s task on."""
+    return f"troupe.agents.results.{workflow_id}"
 
 
 class Capability(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +126,8 @@ class AgentInfo(Message, tag="troupe.agents.v1.info"):
     """Free-form labels used by :class:`FindAgents`."""
     interval_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     """Heartbeat interval the agent promises."""
+    ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 3.0
+    """Seconds the heartbeat's key lives unless renewed (per-key TTL)."""
 
 
 class AgentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,3 +202,64 @@ class AgentEnvelope(Message, tag="troupe.agents.v1.envelope"):
     """Workflow this message belongs to, if any."""
     capability: str | None = None
     """Capability the message asks for."""
+
+
+class TaskResult(Message, tag="troupe.agents.v1.task_result"):
+    """What an agent reports after handling a ``task`` envelope.
+
+    Published with JetStream on the envelope's ``reply_to`` (a
+    :func:`result_subject`), so it survives a restart of the task manager.
+    """
+
+    workflow_id: str
+    """Workflow the task belongs to."""
+    message_id: str
+    """The task envelope's ``message_id`` (the task's idempotency key)."""
+    agent_id: str
+    """Agent that handled it."""
+    ok: bool
+    """Whether the handler succeeded."""
+    output: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Handler output when ``ok``."""
+    error: str = ""
+    """Failure message when not ``ok`` (never a Python ``repr``)."""
+    error_class: ErrorClass | None = None
+    """Classification of the failure."""
+    at: float = 0.0
+    """Unix time the agent finished."""
+
+
+AssignmentState = Literal["waiting", "assigned"]
+
+
+class AgentAssignment(Message, tag="troupe.agents.v1.assignment"):
+    """An open agent task, kept in :data:`ASSIGNMENTS_BUCKET` until its result arrives.
+
+    ``waiting``: no capable agent yet, retried until ``deadline``. ``assigned``:
+    sent to ``agent_id``'s inbox; re-dispatched if that agent departs.
+    """
+
+    workflow_id: str
+    """Workflow id (the bucket key)."""
+    task_id: str
+    """Idempotency key; the envelope's ``message_id`` on every dispatch."""
+    capability: str
+    """Required capability."""
+    min_version: str = "0"
+    """Lowest acceptable capability version."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Labels the agent must carry."""
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Task parameters, sent as the envelope body."""
+    state: AssignmentState = "waiting"
+    """Where the task stands."""
+    agent_id: str | None = None
+    """Agent holding the task when ``assigned``."""
+    attempt: int = 0
+    """Dispatches so far."""
+    deadline: float | None = None
+    """When ``waiting``: Unix time after which the workflow fails with ``no_capable_agent``."""
+    created_at: float = 0.0
+    """Unix time of the first dispatch request."""
+    departed: list[str] = msgspec.field(default_factory=list)
+    """Agents that left while holding the task."""

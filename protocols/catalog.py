@@ -64,6 +64,9 @@ CATALOG: tuple[Route, ...] = (
     Route(message=agents.AgentLeft, subject=agents.LEFT_SUBJECT, pattern="event"),
     Route(message=agents.AgentEnvelope, subject=agents.INBOX_SUBJECTS, pattern="stream",
           stream=agents.INBOX_STREAM),
+    Route(message=agents.TaskResult, subject=agents.RESULTS_SUBJECTS, pattern="stream",
+          stream=agents.RESULTS_STREAM),
+    Route(message=agents.AgentAssignment, subject=agents.ASSIGNMENTS_BUCKET, pattern="kv"),
     Route(message=errors.ErrorReply, subject="(any request subject)", pattern="reply"),
 )
 """Every message type troupe puts on the wire."""

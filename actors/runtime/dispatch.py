@@ -280,6 +280,8 @@ class ConsumerRuntime:
         self._on_failure = on_failure
         self._tasks = _Tasks(spec.concurrency)
         self._stopping = asyncio.Event()
+        self._fetching = False
+        self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
 
     @property
@@ -303,6 +305,7 @@ class ConsumerRuntime:
         )
         await self._js.add_consumer(spec.stream.name, config)
         sub = await self._js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream.name)
+        self._sub = sub
         self._loop = asyncio.create_task(self._fetch_loop(sub), name=f"consume-{spec.durable}")
 
     async def stop(self, grace: float) -> int:
@@ -312,12 +315,25 @@ class ConsumerRuntime:
             How many in-flight messages were handed back unfinished.
         """
         self._stopping.set()
-        if self._loop is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._loop), self.fetch_timeout + 2.0)
-            if not self._loop.done():
-                self._loop.cancel()
-        return await self._tasks.settle(grace)
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            if not self._fetching:
+                # Waiting for a free slot, not for messages: nothing is in flight.
+                loop.cancel()
+            # A fetch in progress returns within fetch_timeout; what it brings is
+            # handled (or handed back) below like any other in-flight message.
+            _, pending = await asyncio.wait({loop}, timeout=self.fetch_timeout + 2.0)
+            for task in pending:
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+        handed_back = await self._tasks.settle(grace)
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            # Unsubscribe (not drain): late pull replies have no reader and would
+            # stall a drain of the whole connection.
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError, OSError):
+                await sub.unsubscribe()
+        return handed_back
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
         failures = 0
@@ -327,7 +343,13 @@ class ConsumerRuntime:
             while batch < self.spec.concurrency and not self._tasks.slots.locked():
                 await self._tasks.slots.acquire()
                 batch += 1
+            if self._stopping.is_set():
+                for _ in range(batch):
+                    self._tasks.slots.release()
+                return
             msgs: list[Msg] = []
+            failed = False
+            self._fetching = True
             try:
                 msgs = await sub.fetch(batch, timeout=self.fetch_timeout)
                 failures = 0
@@ -338,14 +360,18 @@ class ConsumerRuntime:
                     self._tasks.slots.release()
                 raise
             except (nats.errors.Error, OSError) as exc:
+                failed = True
                 failures += 1
                 log.warning("%s: fetch from %s failed: %s", self._actor, self.spec.stream.name,
                             exc)
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+            finally:
+                self._fetching = False
             for _ in range(batch - len(msgs)):
                 self._tasks.slots.release()
             for msg in msgs:
                 self._tasks.spawn(self._process(msg))
+            if failed:
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
 
     async def _process(self, msg: Msg) -> None:
         started = time.perf_counter_ns()

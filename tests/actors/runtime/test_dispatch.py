@@ -162,7 +162,7 @@ async def test_malformed_stream_message_is_dead_lettered_with_reason(bus: Bus) -
         seen.append(job.id)
 
     async with make_worker(record).running(bus):
-        await bus.js.publish(JOBS_SUBJECT, b"\x00garbage", headers={"X-Mark": "1"})
+        await bus.js.publish(JOBS_SUBJECT, b"\xc1garbage", headers={"X-Mark": "1"})
         await bus.js.publish(
             JOBS_SUBJECT, b'{"type": "troupe.test.v1.job"}', headers=JSON_HEADERS
         )
@@ -171,7 +171,7 @@ async def test_malformed_stream_message_is_dead_lettered_with_reason(bus: Bus) -
         letters = await eventually(lambda: _dead_letters_n(bus, 2))
         info = await bus.js.consumer_info(JOBS.name, "workers")
     (data0, hdrs0), (_, hdrs1) = letters
-    assert data0 == b"\x00garbage"
+    assert data0 == b"\xc1garbage"
     assert hdrs0["X-Mark"] == "1"
     assert "malformed MessagePack" in hdrs0[h.DEAD_LETTER_REASON]
     assert "$.id" in hdrs1[h.DEAD_LETTER_REASON] or "id" in hdrs1[h.DEAD_LETTER_REASON]
