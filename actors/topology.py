@@ -18,6 +18,7 @@ __all__ = [
     "ARTIFACTS",
     "BREAKERS",
     "BREAKER_REPORTS",
+    "DURATIONS",
     "CHECKPOINTS",
     "PIPELINES",
     "RESULTS",
@@ -93,6 +94,13 @@ WORKFLOWS = BucketSpec(
     history=1,
     ttl=30 * DAY,
     description="Current state of every workflow",
+)
+
+DURATIONS = BucketSpec(
+    name=status.DURATIONS_BUCKET,
+    history=1,
+    ttl=90 * DAY,
+    description="Durations of earlier runs per template, for ETAs",
 )
 
 BREAKER_REPORTS = StreamSpec(

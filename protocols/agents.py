@@ -29,6 +29,7 @@ __all__ = [
     "LIST_SUBJECT",
     "RESULTS_STREAM",
     "RESULTS_SUBJECTS",
+    "VERSION_PATTERN",
     "AgentAssignment",
     "AgentEnvelope",
     "AgentInfo",
@@ -78,7 +79,11 @@ ASSIGNMENTS_BUCKET = "troupe-agent-tasks"
 AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 """Agent ids are KV keys and subject tokens."""
 
+VERSION_PATTERN = r"^\d+(\.\d+){0,2}$"
+"""Capability versions: dotted numeric, one to three parts."""
+
 AgentId = Annotated[str, msgspec.Meta(pattern=AGENT_ID_PATTERN)]
+Version = Annotated[str, msgspec.Meta(pattern=VERSION_PATTERN)]
 AgentPresence = Literal["live", "suspect"]
 
 
@@ -97,11 +102,11 @@ class Capability(msgspec.Struct, frozen=True, kw_only=True):
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     """Capability name, e.g. ``text.stats``."""
-    version: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+){0,2}$")] = "1"
+    version: Version = "1"
     """Dotted numeric version."""
 
 
-class AgentInfo(Message, tag="troupe.agents.v1.info"):
+class AgentInfo(Message, frozen=True, tag="troupe.agents.v1.info"):
     """The heartbeat an agent writes under its id."""
 
     agent_id: AgentId
@@ -141,12 +146,12 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds since the last heartbeat."""
 
 
-class FindAgents(Message, tag="troupe.agents.v1.find"):
+class FindAgents(Message, frozen=True, tag="troupe.agents.v1.find"):
     """Find live agents with a capability, least-loaded first."""
 
     capability: str
     """Capability name."""
-    min_version: str = "0"
+    min_version: Version = "0"
     """Lowest acceptable capability version."""
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     """Labels the agent must carry."""
@@ -156,25 +161,25 @@ class FindAgents(Message, tag="troupe.agents.v1.find"):
     """Whether agents that missed a heartbeat qualify."""
 
 
-class ListAgents(Message, tag="troupe.agents.v1.list"):
+class ListAgents(Message, frozen=True, tag="troupe.agents.v1.list"):
     """List every known agent."""
 
 
-class AgentList(Message, tag="troupe.agents.v1.agent_list"):
+class AgentList(Message, frozen=True, tag="troupe.agents.v1.agent_list"):
     """Answer to :class:`FindAgents` and :class:`ListAgents`."""
 
     agents: list[AgentView]
     """Matching agents."""
 
 
-class AgentJoined(Message, tag="troupe.agents.v1.joined"):
+class AgentJoined(Message, frozen=True, tag="troupe.agents.v1.joined"):
     """An agent appeared."""
 
     info: AgentInfo
     """Its first heartbeat."""
 
 
-class AgentLeft(Message, tag="troupe.agents.v1.left"):
+class AgentLeft(Message, frozen=True, tag="troupe.agents.v1.left"):
     """An agent departed."""
 
     agent_id: str
@@ -185,7 +190,7 @@ class AgentLeft(Message, tag="troupe.agents.v1.left"):
     """Unix time the registry noticed."""
 
 
-class AgentEnvelope(Message, tag="troupe.agents.v1.envelope"):
+class AgentEnvelope(Message, frozen=True, tag="troupe.agents.v1.envelope"):
     """A message between agents (or from the task manager to an agent)."""
 
     message_id: str
@@ -204,7 +209,7 @@ class AgentEnvelope(Message, tag="troupe.agents.v1.envelope"):
     """Capability the message asks for."""
 
 
-class TaskResult(Message, tag="troupe.agents.v1.task_result"):
+class TaskResult(Message, frozen=True, tag="troupe.agents.v1.task_result"):
     """What an agent reports after handling a ``task`` envelope.
 
     Published with JetStream on the envelope's ``reply_to`` (a
@@ -232,7 +237,7 @@ class TaskResult(Message, tag="troupe.agents.v1.task_result"):
 AssignmentState = Literal["waiting", "assigned"]
 
 
-class AgentAssignment(Message, tag="troupe.agents.v1.assignment"):
+class AgentAssignment(Message, frozen=True, tag="troupe.agents.v1.assignment"):
     """An open agent task, kept in :data:`ASSIGNMENTS_BUCKET` until its result arrives.
 
     ``waiting``: no capable agent yet, retried until ``deadline``. ``assigned``:

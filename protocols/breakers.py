@@ -113,7 +113,7 @@ def event_subject(state: BreakerState) -> str:
     return f"troupe.breakers.events.{state}"
 
 
-class OutcomeReport(Message, tag="troupe.breakers.v1.outcome"):
+class OutcomeReport(Message, frozen=True, tag="troupe.breakers.v1.outcome"):
     """The outcome of one call guarded by breaker ``key``."""
 
     key: Key
@@ -130,7 +130,7 @@ class OutcomeReport(Message, tag="troupe.breakers.v1.outcome"):
     """Unique id (de-duplication of re-sent reports)."""
 
 
-class BreakerStatus(Message, tag="troupe.breakers.v1.status"):
+class BreakerStatus(Message, frozen=True, tag="troupe.breakers.v1.status"):
     """Published state of one breaker."""
 
     key: str
@@ -153,7 +153,7 @@ class BreakerStatus(Message, tag="troupe.breakers.v1.status"):
     """How many times it opened (drives exponential wait)."""
 
 
-class BreakerTransitionEvent(Message, tag="troupe.breakers.v1.transition"):
+class BreakerTransitionEvent(Message, frozen=True, tag="troupe.breakers.v1.transition"):
     """A breaker changed state."""
 
     key: str
@@ -175,7 +175,7 @@ CONTROL_ACTIONS: tuple[ControlAction, ...] = ("force_open", "disable", "reset")
 """Every :data:`ControlAction`."""
 
 
-class BreakerControl(Message, tag="troupe.breakers.v1.control"):
+class BreakerControl(Message, frozen=True, tag="troupe.breakers.v1.control"):
     """Manual control of a breaker."""
 
     key: Key
@@ -184,14 +184,14 @@ class BreakerControl(Message, tag="troupe.breakers.v1.control"):
     """What to do."""
 
 
-class ListBreakers(Message, tag="troupe.breakers.v1.list"):
+class ListBreakers(Message, frozen=True, tag="troupe.breakers.v1.list"):
     """Request every known breaker."""
 
     prefix: str = ""
     """Only breakers whose key starts with this (e.g. ``image:``)."""
 
 
-class BreakerList(Message, tag="troupe.breakers.v1.breaker_list"):
+class BreakerList(Message, frozen=True, tag="troupe.breakers.v1.breaker_list"):
     """Answer to :class:`ListBreakers` and :class:`BreakerControl`."""
 
     items: list[BreakerStatus]
@@ -209,7 +209,7 @@ class WindowEntry(msgspec.Struct, frozen=True, array_like=True):
     """Slower than the slow-call duration."""
 
 
-class BreakerSnapshot(Message, tag="troupe.breakers.v1.snapshot"):
+class BreakerSnapshot(Message, frozen=True, tag="troupe.breakers.v1.snapshot"):
     """Everything the supervisor needs to rebuild one breaker after a restart."""
 
     status: BreakerStatus

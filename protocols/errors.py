@@ -54,7 +54,7 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
 """Every :data:`ErrorClass`, in a stable order."""
 
 
-class ErrorReply(Message, tag="troupe.errors.v1.reply"):
+class ErrorReply(Message, frozen=True, tag="troupe.errors.v1.reply"):
     """The body of every error answer to a request."""
 
     code: ErrorCode

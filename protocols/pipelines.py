@@ -140,7 +140,7 @@ class PipelineSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Seconds before the whole workflow ends ``timed_out``."""
 
 
-class PipelineRun(Message, tag="troupe.pipelines.v1.run"):
+class PipelineRun(Message, frozen=True, tag="troupe.pipelines.v1.run"):
     """Instruction to run a validated, rendered pipeline."""
 
     workflow_id: str
@@ -157,7 +157,7 @@ class PipelineRun(Message, tag="troupe.pipelines.v1.run"):
     """Run attempt, starting at 1."""
 
 
-class CancelRun(Message, tag="troupe.pipelines.v1.cancel"):
+class CancelRun(Message, frozen=True, tag="troupe.pipelines.v1.cancel"):
     """Broadcast asking whichever runner holds a workflow to stop it."""
 
     workflow_id: str
@@ -206,7 +206,7 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     """Why it failed, in words."""
 
 
-class PipelineResult(Message, tag="troupe.pipelines.v1.result"):
+class PipelineResult(Message, frozen=True, tag="troupe.pipelines.v1.result"):
     """Durable result of a workflow's pipeline."""
 
     workflow_id: str
@@ -229,14 +229,14 @@ class PipelineResult(Message, tag="troupe.pipelines.v1.result"):
     """Run attempt that produced this result."""
 
 
-class GetResult(Message, tag="troupe.pipelines.v1.get_result"):
+class GetResult(Message, frozen=True, tag="troupe.pipelines.v1.get_result"):
     """Request for a workflow's stored :class:`PipelineResult`."""
 
     workflow_id: str
     """Workflow id."""
 
 
-class RunCheckpoint(Message, tag="troupe.pipelines.v1.checkpoint"):
+class RunCheckpoint(Message, frozen=True, tag="troupe.pipelines.v1.checkpoint"):
     """Steps a run has finished so far, written after each one.
 
     A redelivered run reads it and does not execute those steps again.
@@ -256,7 +256,7 @@ class RunCheckpoint(Message, tag="troupe.pipelines.v1.checkpoint"):
     """Executions started per step (retries count)."""
 
 
-class CachedStep(Message, tag="troupe.pipelines.v1.cached_step"):
+class CachedStep(Message, frozen=True, tag="troupe.pipelines.v1.cached_step"):
     """A step cache entry: the result of a successful step and when it was stored."""
 
     key: str
@@ -267,11 +267,11 @@ class CachedStep(Message, tag="troupe.pipelines.v1.cached_step"):
     """Unix time the entry was stored."""
 
 
-class ClearCache(Message, tag="troupe.pipelines.v1.clear_cache"):
+class ClearCache(Message, frozen=True, tag="troupe.pipelines.v1.clear_cache"):
     """Request to empty the step cache (shared tier and every runner's own tier)."""
 
 
-class CacheCleared(Message, tag="troupe.pipelines.v1.cache_cleared"):
+class CacheCleared(Message, frozen=True, tag="troupe.pipelines.v1.cache_cleared"):
     """Answer to :class:`ClearCache`."""
 
     removed: int

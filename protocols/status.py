@@ -18,6 +18,7 @@ from protocols.base import Message
 from protocols.errors import ErrorClass
 
 __all__ = [
+    "DURATIONS_BUCKET",
     "EVENTS_SUBJECTS",
     "GET_SUBJECT",
     "LIST_SUBJECT",
@@ -33,6 +34,7 @@ __all__ = [
     "StepState",
     "StepTransition",
     "StepView",
+    "TemplateDurations",
     "WorkflowList",
     "WorkflowState",
     "WorkflowTransition",
@@ -97,6 +99,9 @@ LIST_SUBJECT = "troupe.status.list"
 WORKFLOWS_BUCKET = "troupe-workflows"
 """KV bucket: workflow id -> :class:`WorkflowView`."""
 
+DURATIONS_BUCKET = "troupe-history"
+"""KV bucket: template -> :class:`TemplateDurations` of its earlier runs (for ETAs)."""
+
 
 def event_subject(workflow_id: str) -> str:
     """Return the subject status events of ``workflow_id`` are published on."""
@@ -111,7 +116,7 @@ def update_subject(workflow_id: str) -> str:
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 
 
-class WorkflowTransition(Message, tag="troupe.status.v1.transition"):
+class WorkflowTransition(Message, frozen=True, tag="troupe.status.v1.transition"):
     """A workflow moved to ``state``."""
 
     workflow_id: str
@@ -140,7 +145,7 @@ class WorkflowTransition(Message, tag="troupe.status.v1.transition"):
     """Unix time after which the workflow is ``timed_out``."""
 
 
-class StepTransition(Message, tag="troupe.status.v1.step"):
+class StepTransition(Message, frozen=True, tag="troupe.status.v1.step"):
     """A step moved to ``state``."""
 
     workflow_id: str
@@ -165,7 +170,7 @@ class StepTransition(Message, tag="troupe.status.v1.step"):
     """Classification of a failure."""
 
 
-class StepProgress(Message, tag="troupe.status.v1.progress"):
+class StepProgress(Message, frozen=True, tag="troupe.status.v1.progress"):
     """A running step reported progress (``::progress N``) or a message."""
 
     workflow_id: str
@@ -207,9 +212,19 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     """Served from the step cache."""
     reason: str = ""
     """Why it failed or was skipped."""
+    duration_s: float | None = None
+    """Wall time reported when it finished."""
+    error_class: ErrorClass | None = None
+    """Classification of a failure."""
+    state_at: float | None = None
+    """Source time of the transition that set :attr:`state`."""
+    progress_at: float | None = None
+    """Source time of the report that set :attr:`percent`."""
+    progress_attempt: int = 1
+    """Attempt :attr:`percent` was reported for."""
 
 
-class WorkflowView(Message, tag="troupe.status.v1.workflow"):
+class WorkflowView(Message, frozen=True, tag="troupe.status.v1.workflow"):
     """The tracker's current knowledge of a workflow."""
 
     workflow_id: str
@@ -245,19 +260,31 @@ class WorkflowView(Message, tag="troupe.status.v1.workflow"):
     deadline: float | None = None
     """Unix time after which the workflow is ``timed_out``."""
     messages: list[dict[str, Any]] = msgspec.field(default_factory=list)
-    """Last structured messages reported by steps."""
+    """Last structured messages reported by steps, oldest first; each is
+    ``{"step": name, "at": unix_time, "message": {...}}``."""
     events: int = 0
-    """Number of events applied."""
+    """Number of events that changed the view (duplicates and stale events not counted)."""
+    plan: list[str] = msgspec.field(default_factory=list)
+    """Step names of the planned pipeline, in order, once known."""
 
 
-class GetWorkflow(Message, tag="troupe.status.v1.get"):
+class TemplateDurations(Message, tag="troupe.status.v1.durations"):
+    """Durations of the latest successful runs of one template, oldest first."""
+
+    template: str
+    """Template name."""
+    samples: list[float] = msgspec.field(default_factory=list)
+    """Seconds from submission to success of each recorded run."""
+
+
+class GetWorkflow(Message, frozen=True, tag="troupe.status.v1.get"):
     """Request one workflow's :class:`WorkflowView`."""
 
     workflow_id: str
     """Workflow id."""
 
 
-class ListWorkflows(Message, tag="troupe.status.v1.list"):
+class ListWorkflows(Message, frozen=True, tag="troupe.status.v1.list"):
     """Request workflows matching filters, newest first."""
 
     states: list[WorkflowState] = msgspec.field(default_factory=list)
@@ -274,7 +301,7 @@ class ListWorkflows(Message, tag="troupe.status.v1.list"):
     """Opaque cursor from a previous :class:`WorkflowList`."""
 
 
-class WorkflowList(Message, tag="troupe.status.v1.workflow_list"):
+class WorkflowList(Message, frozen=True, tag="troupe.status.v1.workflow_list"):
     """A page of workflows."""
 
     items: list[WorkflowView]

@@ -90,7 +90,7 @@ TaskState = Literal["accepted", "queued", "dispatched", "rejected", "cancelled"]
 ``rejected`` or ``cancelled``."""
 
 
-class TaskSubmitted(Message, tag="troupe.tasks.v1.submit"):
+class TaskSubmitted(Message, frozen=True, tag="troupe.tasks.v1.submit"):
     """A request to run a pipeline, from a template or an inline definition."""
 
     task_id: TaskId
@@ -109,7 +109,7 @@ class TaskSubmitted(Message, tag="troupe.tasks.v1.submit"):
     """Client's Unix time of submission."""
 
 
-class CancelTask(Message, tag="troupe.tasks.v1.cancel"):
+class CancelTask(Message, frozen=True, tag="troupe.tasks.v1.cancel"):
     """Ask to stop a workflow."""
 
     workflow_id: TaskId
@@ -118,14 +118,14 @@ class CancelTask(Message, tag="troupe.tasks.v1.cancel"):
     """Recorded in the status history."""
 
 
-class CancelAccepted(Message, tag="troupe.tasks.v1.cancel_accepted"):
+class CancelAccepted(Message, frozen=True, tag="troupe.tasks.v1.cancel_accepted"):
     """Answer to :class:`CancelTask`: the cancellation was recorded."""
 
     workflow_id: str
     """Workflow being cancelled."""
 
 
-class TaskRecord(Message, tag="troupe.tasks.v1.record"):
+class TaskRecord(Message, frozen=True, tag="troupe.tasks.v1.record"):
     """What the task manager stores in :data:`TASKS_BUCKET` under a task id."""
 
     task_id: str

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
             "follow it with 'troupe watch'."
         ),
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module_name in _COMMAND_MODULES:
@@ -56,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(
-        level=int(os.environ.get("TROUPE_LOG_LEVEL", level)) if os.environ.get(
-            "TROUPE_LOG_LEVEL", "").isdigit() else level,
+        level=int(os.environ.get("TROUPE_LOG_LEVEL", level))
+        if os.environ.get("TROUPE_LOG_LEVEL", "").isdigit()
+        else level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -62,8 +62,7 @@ async def _up(args: argparse.Namespace) -> int:
         async with troupe:
             where = "external server" if url else "embedded nats-server"
             print(f"NATS listening on {troupe.url} ({where}, state in {state_dir})", flush=True)
-            state_dir.mkdir(parents=True, exist_ok=True)
-            pid_file.write_text(f"{os.getpid()}\n{troupe.url}\n")
+            await asyncio.to_thread(_write_pid_file, pid_file, troupe.url)
             try:
                 await troupe.wait_ready(timeout=args.ready_timeout)
             except TroupeError as exc:
@@ -88,22 +87,42 @@ async def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_pid_file(pid_file: Path, url: str) -> None:
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n{url}\n")
+
+
 def _detach(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     pid_file = state_dir / PID_FILE
     if pid_file.exists() and _alive(int(pid_file.read_text().split()[0])):
-        print(f"troupe up: already running (pid file {pid_file}); 'troupe down' stops it",
-              file=sys.stderr)
+        print(
+            f"troupe up: already running (pid file {pid_file}); 'troupe down' stops it",
+            file=sys.stderr,
+        )
         return 1
-    argv = [sys.executable, "-m", "actors", "up", "--state-dir", str(state_dir),
-            "--port", str(args.port), "--ready-timeout", str(args.ready_timeout)]
+    argv = [
+        sys.executable,
+        "-m",
+        "actors",
+        "up",
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(args.port),
+        "--ready-timeout",
+        str(args.ready_timeout),
+    ]
     if args.nats_url:
         argv += ["--nats-url", args.nats_url]
     log_path = state_dir / "troupe.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     deadline = time.monotonic() + args.ready_timeout
@@ -111,20 +130,26 @@ def _detach(args: argparse.Namespace) -> int:
     config = connection_config(argparse.Namespace(nats_url=url))
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            print(f"troupe up: failed to start (exit {proc.returncode}); see {log_path}:",
-                  file=sys.stderr)
+            print(
+                f"troupe up: failed to start (exit {proc.returncode}); see {log_path}:",
+                file=sys.stderr,
+            )
             print(log_path.read_text(errors="replace")[-2000:], file=sys.stderr)
             return 1
         with contextlib.suppress(TroupeError, OSError):
             counts = asyncio.run(ping_actors(config, timeout=0.5))
             if all(counts.get(name) for name in ACTORS):
                 print(f"NATS listening on {url}")
-                print(f"troupe up: {len(ACTORS)} actors running in the background "
-                      f"(pid {proc.pid}, log {log_path}); 'troupe down' stops them")
+                print(
+                    f"troupe up: {len(ACTORS)} actors running in the background "
+                    f"(pid {proc.pid}, log {log_path}); 'troupe down' stops them"
+                )
                 return 0
         time.sleep(0.3)
-    print(f"troupe up: actors not ready after {args.ready_timeout:.0f}s; see {log_path}",
-          file=sys.stderr)
+    print(
+        f"troupe up: actors not ready after {args.ready_timeout:.0f}s; see {log_path}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -188,16 +213,19 @@ async def _demo(args: argparse.Namespace) -> int:
                 workflow_id = f"demo-{uuid.uuid4().hex[:12]}"
                 with telemetry.tracer().start_as_current_span("troupe demo"):
                     trace_id = telemetry.current_trace_id()
-                    task = TaskSubmitted(task_id=workflow_id, template=DEMO_TEMPLATE,
-                                         submitted_at=time.time())
+                    task = TaskSubmitted(
+                        task_id=workflow_id, template=DEMO_TEMPLATE, submitted_at=time.time()
+                    )
                     await bus.send(SUBMIT_SUBJECT, task, msg_id=workflow_id)
                 print(f"submitted workflow {workflow_id} (template {DEMO_TEMPLATE})", flush=True)
                 view = await _follow(bus, workflow_id, args.timeout)
             print(f"final state: {view.state}")
             print(f"trace id: {trace_id}")
             if view.state not in TERMINAL_STATES:
-                print(f"troupe demo: workflow did not finish within {args.timeout:.0f}s",
-                      file=sys.stderr)
+                print(
+                    f"troupe demo: workflow did not finish within {args.timeout:.0f}s",
+                    file=sys.stderr,
+                )
             print("troupe demo: stopping the troupe...", flush=True)
     return 0 if view.state == "succeeded" else 1
 
@@ -221,8 +249,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run one actor until SIGTERM/SIGINT, then drain and stop gracefully.",
     )
     p.add_argument("actor", choices=sorted(ACTORS), help="which actor")
-    p.add_argument("--grace", type=float, default=None, metavar="SECONDS",
-                   help="time in-flight work gets to finish on shutdown (default 10)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time in-flight work gets to finish on shutdown (default 10)",
+    )
     add_connection_options(p)
     p.set_defaults(handler=_run)
 
@@ -235,23 +268,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "restarting crashed actors with backoff. Ctrl-C stops everything cleanly."
         ),
     )
-    p.add_argument("--state-dir", default=".troupe", metavar="DIR",
-                   help="JetStream files, logs and secrets (default .troupe/)")
+    p.add_argument(
+        "--state-dir",
+        default=".troupe",
+        metavar="DIR",
+        help="JetStream files, logs and secrets (default .troupe/)",
+    )
     p.add_argument("--port", type=int, default=4222, help="embedded server port (default 4222)")
-    p.add_argument("--nats-url", metavar="URL",
-                   help="use this running NATS server instead of starting one")
-    p.add_argument("--detach", action="store_true",
-                   help="run in the background; return once every actor answers $SRV.PING")
-    p.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for the actors to answer (default 60)")
+    p.add_argument(
+        "--nats-url", metavar="URL", help="use this running NATS server instead of starting one"
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background; return once every actor answers $SRV.PING",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the actors to answer (default 60)",
+    )
     p.set_defaults(handler=_up_command)
 
-    p = sub.add_parser("down", help="stop a troupe started with 'troupe up --detach'",
-                       description="Stop a detached troupe: drain the actors, stop the server.")
-    p.add_argument("--state-dir", default=".troupe", metavar="DIR",
-                   help="state directory the troupe was started with (default .troupe/)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for it to stop (default 60)")
+    p = sub.add_parser(
+        "down",
+        help="stop a troupe started with 'troupe up --detach'",
+        description="Stop a detached troupe: drain the actors, stop the server.",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=".troupe",
+        metavar="DIR",
+        help="state directory the troupe was started with (default .troupe/)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for it to stop (default 60)",
+    )
     p.set_defaults(handler=_down)
 
     p = sub.add_parser(
@@ -263,9 +321,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "and the trace id, and stop. Exit 0 when the workflow succeeded."
         ),
     )
-    p.add_argument("--state-dir", default=None, metavar="DIR",
-                   help="keep state here (default: a temporary directory)")
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="keep state here (default: a temporary directory)",
+    )
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                   help="how long to wait for the workflow (default 120)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the workflow (default 120)",
+    )
     p.set_defaults(handler=_demo_command)

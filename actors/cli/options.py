@@ -12,9 +12,12 @@ __all__ = ["add_connection_options", "connection_config"]
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--nats-url``, ``--user``, ``--password``, ``--token``, ``--creds``."""
     group = parser.add_argument_group("connection (defaults from TROUPE_NATS_* variables)")
-    group.add_argument("--nats-url", metavar="URL",
-                       help="NATS server URL(s), comma-separated "
-                            "(env TROUPE_NATS_URL, default nats://127.0.0.1:4222)")
+    group.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="NATS server URL(s), comma-separated "
+        "(env TROUPE_NATS_URL, default nats://127.0.0.1:4222)",
+    )
     group.add_argument("--user", help="NATS user (env TROUPE_NATS_USER)")
     group.add_argument("--password", help="NATS password (env TROUPE_NATS_PASSWORD)")
     group.add_argument("--token", help="NATS token (env TROUPE_NATS_TOKEN)")

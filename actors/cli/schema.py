@@ -28,8 +28,10 @@ def schema_document() -> dict[str, Any]:
                 "schema": msgspec.json.schema(route.message),
             }
         )
-    return {"encoding": "MessagePack by default; JSON with header "
-                        "'Content-Type: application/json'", "messages": messages}
+    return {
+        "encoding": "MessagePack by default; JSON with header 'Content-Type: application/json'",
+        "messages": messages,
+    }
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``schema``."""
-    p = sub.add_parser("schema", help="print the JSON Schema of every message and its subject",
-                       description=__doc__)
+    p = sub.add_parser(
+        "schema", help="print the JSON Schema of every message and its subject", description=__doc__
+    )
     p.add_argument("type", nargs="?", help="only this message (type id or class name)")
     p.set_defaults(handler=_run)

@@ -21,7 +21,6 @@ __all__ = [
     "Schedule",
     "Tail",
     "cache_key",
-    "classify_exit",
     "command_argv",
     "parse_line",
     "run_outcome",
@@ -133,28 +132,6 @@ def cache_key(
         ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def classify_exit(exit_code: int | None, *, timed_out: bool, cancelled: bool) -> ErrorClass | None:
-    """Classify how a step process ended when no richer rule applies.
-
-    Negative exit codes are signals: SIGKILL without a timeout or cancellation
-    is most often the kernel's OOM killer (``resource``); 75 (``EX_TEMPFAIL``) is
-    transient; 126/127 (not executable / not found) and other codes permanent.
-    """
-    if cancelled:
-        return "cancelled"
-    if timed_out:
-        return "timeout"
-    if exit_code == 0:
-        return None
-    if exit_code in (-9, 137):
-        return "resource"
-    if exit_code == 75:
-        return "transient"
-    if exit_code is not None and exit_code < 0:
-        return "transient"
-    return "permanent"
 
 
 def run_outcome(results: Iterable[StepResult]) -> tuple[StepOutcome, str, ErrorClass | None]:

@@ -131,19 +131,31 @@ class Actor:
             runtime: EndpointRuntime | ConsumerRuntime | ListenerRuntime
             if isinstance(spec.options, EndpointSpec):
                 runtime = EndpointRuntime(
-                    bus.nc, spec.options, handler, spec.message_type,
-                    actor=self.name, on_failure=self.on_failure,
+                    bus.nc,
+                    spec.options,
+                    handler,
+                    spec.message_type,
+                    actor=self.name,
+                    on_failure=self.on_failure,
                 )
             elif isinstance(spec.options, ConsumerSpec):
                 runtime = ConsumerRuntime(
-                    bus.js, spec.options, handler, spec.message_type,
-                    actor=self.name, on_failure=self.on_failure,
+                    bus.js,
+                    spec.options,
+                    handler,
+                    spec.message_type,
+                    actor=self.name,
+                    on_failure=self.on_failure,
                 )
             else:
                 assert isinstance(spec.options, ListenerSpec)
                 runtime = ListenerRuntime(
-                    bus.nc, spec.options, handler, spec.message_type,
-                    actor=self.name, on_failure=self.on_failure,
+                    bus.nc,
+                    spec.options,
+                    handler,
+                    spec.message_type,
+                    actor=self.name,
+                    on_failure=self.on_failure,
                 )
             await runtime.start()
             self._runtimes.append(runtime)

@@ -72,12 +72,10 @@ async def connect(config: ConnectionConfig, *, name: str | None = None) -> Clien
                 disconnected_cb=_log_disconnected,
                 reconnected_cb=_log_reconnected,
             )
-        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
             last = exc
         if loop.time() + delay > deadline:
-            raise ConnectError(
-                f"cannot reach NATS at {config.url} ({type(last).__name__}: {last})"
-            )
+            raise ConnectError(f"cannot reach NATS at {config.url} ({type(last).__name__}: {last})")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
 
@@ -123,7 +121,7 @@ class Bus:
         if not self.nc.is_closed:
             try:
                 await self.nc.drain()
-            except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, nats.errors.Error, OSError) as exc:
                 log.debug("drain failed (%s); closing", type(exc).__name__)
                 await self.nc.close()
 
@@ -226,7 +224,8 @@ class Bus:
                     message=reply.headers.get(h.ERROR_DESCRIPTION, "error without body"),
                 )
             raise RequestError.from_reply(error)
-        decoded: T = Codec.of(reply_type).decode(reply.data, reply_encoding)
+        codec: Codec[T] = Codec.of(reply_type)  # type: ignore[arg-type]
+        decoded: T = codec.decode(reply.data, reply_encoding)
         return decoded
 
     async def ensure_stream(self, spec: StreamSpec) -> None:

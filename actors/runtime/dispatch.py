@@ -34,8 +34,13 @@ from nats.js import api as js_api
 from actors.runtime import telemetry
 from actors.runtime.codec import Codec, encode, encoding_of, headers_for
 from actors.runtime.errors import BadRequest, DeadLetter, RequestError, RetryLater
-from actors.runtime.handlers import ConsumerSpec, EndpointSpec, ListenerSpec, MessageContext
-from actors.runtime.handlers import RequestContext
+from actors.runtime.handlers import (
+    ConsumerSpec,
+    EndpointSpec,
+    ListenerSpec,
+    MessageContext,
+    RequestContext,
+)
 from protocols import headers as h
 from protocols.errors import dead_letter_subject
 
@@ -131,7 +136,7 @@ class EndpointRuntime:
         """Stop taking requests, answer those already received, wait for handlers."""
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._sub.drain()
+                await self._sub.drain()  # type: ignore[no-untyped-call]
             self._sub = None
         await self._tasks.settle(grace)
 
@@ -146,16 +151,14 @@ class EndpointRuntime:
         headers = msg.headers or {}
         error: RequestError | None = None
         reply: Any = None
-        with telemetry.process_span(
-            msg.subject, headers, kind="server", actor=self._actor
-        ) as span:
+        with telemetry.process_span(msg.subject, headers, kind="server", actor=self._actor) as span:
             try:
                 request = self._codec.decode(msg.data, encoding)
                 ctx = RequestContext(subject=msg.subject, headers=headers, encoding=encoding)
                 reply = await self._handler(request, ctx)
             except RequestError as exc:
                 error = exc
-            except Exception as exc:  # noqa: BLE001 - any handler bug becomes a typed reply
+            except Exception as exc:
                 log.exception("%s: handler for %s failed", self._actor, self.spec.subject)
                 error = RequestError("internal error", code="internal")
                 await self._on_failure(exc)
@@ -182,8 +185,15 @@ class EndpointRuntime:
 
 
 def _micro_code(error: RequestError) -> str:
-    return {"bad_request": "400", "not_found": "404", "conflict": "409", "forbidden": "403",
-            "rejected": "422", "timeout": "504", "unavailable": "503"}.get(error.code, "500")
+    return {
+        "bad_request": "400",
+        "not_found": "404",
+        "conflict": "409",
+        "forbidden": "403",
+        "rejected": "422",
+        "timeout": "504",
+        "unavailable": "503",
+    }.get(error.code, "500")
 
 
 class ListenerRuntime:
@@ -220,7 +230,7 @@ class ListenerRuntime:
         """Drain the subscription and wait for handlers."""
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._sub.drain()
+                await self._sub.drain()  # type: ignore[no-untyped-call]
             self._sub = None
         await self._tasks.settle(grace)
 
@@ -237,15 +247,16 @@ class ListenerRuntime:
             try:
                 event = self._codec.decode(msg.data, encoding)
             except BadRequest as exc:
-                log.warning("%s: dropped malformed event on %s: %s", self._actor,
-                            msg.subject, exc.message)
+                log.warning(
+                    "%s: dropped malformed event on %s: %s", self._actor, msg.subject, exc.message
+                )
                 self.stats.record(started, "bad_request")
                 return
             try:
                 await self._handler(
                     event, RequestContext(subject=msg.subject, headers=headers, encoding=encoding)
                 )
-            except Exception as exc:  # noqa: BLE001 - an event handler bug must not stop the actor
+            except Exception as exc:
                 log.exception("%s: listener for %s failed", self._actor, msg.subject)
                 self.stats.record(started, type(exc).__name__)
                 await self._on_failure(exc)
@@ -362,8 +373,7 @@ class ConsumerRuntime:
             except (nats.errors.Error, OSError) as exc:
                 failed = True
                 failures += 1
-                log.warning("%s: fetch from %s failed: %s", self._actor, self.spec.stream.name,
-                            exc)
+                log.warning("%s: fetch from %s failed: %s", self._actor, self.spec.stream.name, exc)
             finally:
                 self._fetching = False
             for _ in range(batch - len(msgs)):
@@ -413,10 +423,11 @@ class ConsumerRuntime:
                 # Shutdown ran out of grace: hand the message back at once.
                 await _settle(msg.nak())
                 raise
-            except Exception as exc:  # noqa: BLE001 - failures are retried, then dead-lettered
+            except Exception as exc:
                 error = type(exc).__name__
-                log.exception("%s: handler for %s failed (delivery %d)", self._actor,
-                              msg.subject, delivered)
+                log.exception(
+                    "%s: handler for %s failed (delivery %d)", self._actor, msg.subject, delivered
+                )
                 await self._on_failure(exc)
                 if delivered >= self.spec.max_deliver:
                     await self._dead_letter(
@@ -453,13 +464,17 @@ class ConsumerRuntime:
                 dead_letter_subject(self.spec.stream.name), msg.data, headers=headers
             )
         except (nats.errors.Error, OSError) as exc:
-            log.error("%s: dead-letter copy failed (%s); handing message back",
-                      self._actor, exc)
+            log.error("%s: dead-letter copy failed (%s); handing message back", self._actor, exc)
             await _settle(msg.nak(delay=self.spec.delay_after(msg.metadata.num_delivered)))
             return
         self.dead_lettered += 1
-        log.warning("%s: dead-lettered %s seq %d: %s", self._actor, msg.subject,
-                    msg.metadata.sequence.stream, reason)
+        log.warning(
+            "%s: dead-lettered %s seq %d: %s",
+            self._actor,
+            msg.subject,
+            msg.metadata.sequence.stream,
+            reason,
+        )
         await _settle(msg.term())
 
 
@@ -469,4 +484,3 @@ async def _settle(call: Awaitable[None]) -> None:
         await call
     except (nats.errors.Error, OSError) as exc:
         log.debug("acknowledgement not sent: %s", exc)
-

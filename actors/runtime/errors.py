@@ -97,9 +97,7 @@ class RequestError(TroupeError):
     def from_reply(reply: ErrorReply) -> RequestError:
         """Return the exception matching a received :class:`ErrorReply`."""
         cls = _BY_CODE.get(reply.code, RequestError)
-        return cls(
-            reply.message, code=reply.code, retryable=reply.retryable, details=reply.details
-        )
+        return cls(reply.message, code=reply.code, retryable=reply.retryable, details=reply.details)
 
 
 class BadRequest(RequestError):

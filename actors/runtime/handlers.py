@@ -182,8 +182,9 @@ class HandlerSpec:
 
 def _declare(options: EndpointSpec | ConsumerSpec | ListenerSpec) -> Callable[[F], F]:
     def mark(func: F) -> F:
-        if not inspect.iscoroutinefunction(func):
-            raise TypeError(f"{func.__qualname__} must be an async def")
+        candidate: Any = func  # checked without narrowing F
+        if not inspect.iscoroutinefunction(candidate):
+            raise TypeError(f"{getattr(func, '__qualname__', func)!r} must be an async def")
         setattr(func, _SPEC_ATTR, options)
         return func
 

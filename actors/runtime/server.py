@@ -183,14 +183,22 @@ class NatsServer:
         else:
             argv += ["-js"]
         argv += [
-            "-a", "127.0.0.1",
-            "-p", str(self.port),
-            "-sd", str(self.state_dir / "jetstream"),
-            "-l", str(self.state_dir / "nats-server.log"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.state_dir / "jetstream"),
+            "-l",
+            str(self.state_dir / "nats-server.log"),
         ]
         self.proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             wait_for_port(self.port, timeout, self.proc)

@@ -134,7 +134,10 @@ class Supervisor:
             delay = self.backoff[min(state.failures_in_a_row, len(self.backoff)) - 1]
             log.warning(
                 "%s exited with code %s after %.1fs; restarting in %.1fs",
-                state.spec.name, code, uptime, delay,
+                state.spec.name,
+                code,
+                uptime,
+                delay,
             )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -153,9 +156,7 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
         if procs:
-            _, pending = await asyncio.wait(
-                [asyncio.ensure_future(p.wait()) for p in procs], timeout=self.grace
-            )
+            await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=self.grace)
             for proc in procs:
                 if proc.returncode is None:
                     log.warning("pid %d did not stop in %.0fs; killing it", proc.pid, self.grace)

@@ -31,7 +31,9 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def nats_server(*, with_config: bool = False, state_dir: Path | None = None) -> Iterator[NatsServer]:
+def nats_server(
+    *, with_config: bool = False, state_dir: Path | None = None
+) -> Iterator[NatsServer]:
     """Run a real JetStream ``nats-server`` on a free 127.0.0.1 port.
 
     Args:
@@ -64,12 +66,25 @@ def nats_cluster(size: int = 3) -> Iterator[list[str]]:
                 procs.append(
                     subprocess.Popen(
                         [
-                            binary, "-js", "-a", "127.0.0.1", "-p", str(client_ports[i]),
-                            "-n", f"n{i}", "--cluster_name", "troupe",
-                            "--cluster", f"nats://127.0.0.1:{cluster_ports[i]}",
-                            "--routes", routes, "-sd", f"{tmp}/n{i}",
+                            binary,
+                            "-js",
+                            "-a",
+                            "127.0.0.1",
+                            "-p",
+                            str(client_ports[i]),
+                            "-n",
+                            f"n{i}",
+                            "--cluster_name",
+                            "troupe",
+                            "--cluster",
+                            f"nats://127.0.0.1:{cluster_ports[i]}",
+                            "--routes",
+                            routes,
+                            "-sd",
+                            f"{tmp}/n{i}",
                         ],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
                     )
                 )
             for i in range(size):
@@ -141,13 +156,13 @@ def capture_spans() -> Iterator[list[object]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     spans: list[object] = []
-    previous = trace._TRACER_PROVIDER  # noqa: SLF001 - tests swap the global provider
-    trace._TRACER_PROVIDER = provider  # noqa: SLF001
+    previous = trace._TRACER_PROVIDER
+    trace._TRACER_PROVIDER = provider
     try:
         yield spans
     finally:
         spans.extend(exporter.get_finished_spans())
-        trace._TRACER_PROVIDER = previous  # noqa: SLF001
+        trace._TRACER_PROVIDER = previous
         provider.shutdown()
 
 

@@ -112,14 +112,21 @@ def load_document(path: Path) -> dict[str, Any]:
     return parse_document(text, fmt, source=path.name)
 
 
-def to_pipeline(document: dict[str, Any], *, source: str = "definition") -> PipelineSpec:
+def to_pipeline(
+    document: dict[str, Any], *, source: str = "definition", lenient: bool = False
+) -> PipelineSpec:
     """Check plain data against :class:`PipelineSpec` and return the typed pipeline.
+
+    Args:
+        document: parsed definition.
+        source: name used in error messages.
+        lenient: accept numeric text for numeric fields (rendered placeholders are text).
 
     Raises:
         TaskRejected: ``invalid_definition`` naming the offending field.
     """
     try:
-        return msgspec.convert(document, PipelineSpec)
+        return msgspec.convert(document, PipelineSpec, strict=not lenient)
     except msgspec.ValidationError as exc:
         raise TaskRejected("invalid_definition", f"{source}: {exc}") from None
 

@@ -3,12 +3,9 @@
 A template is a definition file (see :mod:`actors.task_manager.definitions`)
 whose strings may contain ``{{ name }}``. Rendering works on the parsed data,
 never on the file's text, so a parameter value cannot change the structure of
-the pipeline (quotes or newlines in a value stay inside the string):
-
-* a string that is exactly one placeholder becomes the typed value
-  (``timeout = "{{ limit }}"`` with ``limit`` an ``int`` gives the number);
-* otherwise each placeholder is replaced by the value's text (``true``/``false``
-  for booleans).
+the pipeline (quotes or newlines in a value stay inside the string). Each
+placeholder is replaced by the value's text (``true``/``false`` for booleans);
+numeric fields then accept numeric text, so ``timeout = "{{ limit }}"`` works.
 
 Parameter values are checked against the declared types; strings are converted
 (``"3"`` to ``3`` for an ``int``), so values from the command line just work.
@@ -194,22 +191,20 @@ def _text(value: ParamValue) -> str:
     return str(value)
 
 
-def _render_str(text: str, values: Mapping[str, ParamValue], where: str) -> ParamValue:
-    whole = _PLACEHOLDER.fullmatch(text.strip()) if "{{" in text else None
+def _render_str(text: str, values: Mapping[str, ParamValue], where: str) -> str:
+    if "{{" not in text:
+        return text
 
-    def lookup(name: str) -> ParamValue:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
         if name not in values:
             raise TaskRejected(
                 "undefined_parameter",
                 f"{where} uses {{{{ {name} }}}} but no parameter {name!r} is declared",
             )
-        return values[name]
+        return _text(values[name])
 
-    if whole is not None:
-        return lookup(whole.group(1))
-    if "{{" not in text:
-        return text
-    return _PLACEHOLDER.sub(lambda m: _text(lookup(m.group(1))), text)
+    return _PLACEHOLDER.sub(substitute, text)
 
 
 def _render(value: Any, values: Mapping[str, ParamValue], where: str) -> Any:
@@ -220,8 +215,7 @@ def _render(value: Any, values: Mapping[str, ParamValue], where: str) -> Any:
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            # Keys (environment variable names) always stay strings.
-            new_key = _text(_render_str(key, values, where)) if isinstance(key, str) else key
+            new_key = _render_str(key, values, where) if isinstance(key, str) else key
             out[new_key] = _render(item, values, f"{where}.{key}")
         return out
     return value
@@ -253,7 +247,7 @@ def render(
         key: (value if key == "params" else _render(value, values, key))
         for key, value in document.items()
     }
-    return to_pipeline(rendered, source=source)
+    return to_pipeline(rendered, source=source, lenient=True)
 
 
 # -- registry -----------------------------------------------------------------------

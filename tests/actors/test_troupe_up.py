@@ -48,7 +48,9 @@ def troupe_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "actors", "up", "--state-dir", str(state_dir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "TROUPE_NATS_URL": ""},
     )
     try:
@@ -91,14 +93,14 @@ async def test_ping_gets_one_reply_from_each_of_the_five_actors(
     """A plain nats-py request to $SRV.PING is answered once by each actor."""
     url, _ = troupe_up
     replies = await _ping(url)
-    assert {name: len(r) for name, r in replies.items()} == {name: 1 for name in ACTORS}
+    assert {name: len(r) for name, r in replies.items()} == dict.fromkeys(ACTORS, 1)
 
 
 async def test_actors_run_as_separate_processes_with_their_own_roles(
     troupe_up: tuple[str, Path],
 ) -> None:
     """Each actor is its own OS process and logs in as its own NATS user."""
-    url, state_dir = troupe_up
+    _, state_dir = troupe_up
     for name in ACTORS:
         assert (state_dir / "logs" / f"{name}.log").exists()
     conns = subprocess.run(
@@ -117,15 +119,18 @@ async def test_workflow_submitted_to_troupe_up_succeeds(troupe_up: tuple[str, Pa
         body = json.dumps({"task_id": task_id, "template": "hello"}).encode()
         js = nc.jetstream()
         await js.publish(
-            "troupe.tasks.submit", body,
+            "troupe.tasks.submit",
+            body,
             headers={"Content-Type": "application/json", "Nats-Msg-Id": task_id},
         )
         state = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             reply = await nc.request(
-                "troupe.status.get", json.dumps({"workflow_id": task_id}).encode(),
-                headers={"Content-Type": "application/json"}, timeout=2,
+                "troupe.status.get",
+                json.dumps({"workflow_id": task_id}).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=2,
             )
             if not (reply.headers or {}).get("Nats-Service-Error-Code"):
                 state = json.loads(reply.data)["state"]
@@ -144,8 +149,9 @@ async def test_supervisor_restarts_an_actor_killed_with_sigkill(
     """SIGKILL one actor process: the supervisor starts it again and it answers PING."""
     url, _ = troupe_up
     before = (await _ping(url))["status_tracker"][0]["id"]
-    out = subprocess.run(["pgrep", "-f", "actors run status_tracker"], capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-f", "actors run status_tracker"], capture_output=True, text=True, check=True
+    ).stdout.split()
     for pid in out:
         os.kill(int(pid), signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -163,9 +169,21 @@ def test_detached_troupe_answers_and_stops_with_down(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "TROUPE_NATS_URL": ""}
     up = subprocess.run(
-        [sys.executable, "-m", "actors", "up", "--detach", "--state-dir", str(tmp_path),
-         "--port", str(port)],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            "-m",
+            "actors",
+            "up",
+            "--detach",
+            "--state-dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert up.returncode == 0, up.stderr + up.stdout
     try:
@@ -174,10 +192,13 @@ def test_detached_troupe_answers_and_stops_with_down(tmp_path: Path) -> None:
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "actors", "down", "--state-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=90,
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
     assert down.returncode == 0, down.stderr
     assert not (tmp_path / "troupe.pid").exists()
-    leftover = subprocess.run(["pgrep", "-f", f"--state-dir {tmp_path}"], capture_output=True,
-                              text=True).stdout.split()
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"--state-dir {tmp_path}"], check=False, capture_output=True, text=True
+    ).stdout.split()
     assert leftover == []

@@ -13,8 +13,9 @@ from actors.runtime.testing import eventually
 
 
 def _child(name: str, code: str, tmp_path: Path) -> ChildSpec:
-    return ChildSpec(name=name, argv=(sys.executable, "-c", code),
-                     log_file=tmp_path / f"{name}.log")
+    return ChildSpec(
+        name=name, argv=(sys.executable, "-c", code), log_file=tmp_path / f"{name}.log"
+    )
 
 
 async def test_supervisor_restarts_a_crashed_child(tmp_path: Path) -> None:
@@ -24,6 +25,7 @@ async def test_supervisor_restarts_a_crashed_child(tmp_path: Path) -> None:
     sup = Supervisor([_child("crasher", code, tmp_path)], backoff=(0.05,), stable_after=60)
     await sup.start()
     try:
+
         async def started_thrice() -> bool:
             return marker.exists() and len(marker.read_text()) >= 3
 
@@ -39,6 +41,7 @@ async def test_supervisor_backs_off_between_restarts(tmp_path: Path) -> None:
     sup = Supervisor([_child("c", code, tmp_path)], backoff=(0.05, 30.0), stable_after=60)
     await sup.start()
     try:
+
         async def restarted_once() -> bool:
             return sup.children["c"].restarts >= 1
 

@@ -1,0 +1,322 @@
+"""A runner's local view of the shared breakers, and asynchronous outcome reporting.
+
+:class:`BreakerView` watches :data:`protocols.breakers.BREAKERS_BUCKET` and
+keeps the latest :class:`~protocols.breakers.BreakerStatus` of every key in a
+dict, so :meth:`BreakerView.allows` is a dictionary lookup and a comparison:
+no network round trip. If the supervisor is down the view keeps the last
+state it saw and runners keep going.
+
+Half-open probes, without asking the supervisor:
+
+1. ``allows(key)`` is the free pre-check: ``False`` while open (or forced
+   open), ``True`` when closed, disabled or unknown; when half-open (or open
+   with its wait over, even before the supervisor announced it) it is ``True``
+   only while the view still sees an unclaimed probe slot.
+2. ``await admit(key)`` is the gate a runner passes before executing work. In
+   the closed/disabled/open cases it answers from memory like ``allows``. In
+   the half-open case it claims a probe slot by KV ``create`` of
+   :func:`~protocols.breakers.probe_kv_key` - one round trip, which only the
+   first claimant of each slot wins, so exactly ``half_open_permits`` probes
+   run across every runner. The claims are watched too, so a view that sees
+   every slot taken says no without a round trip.
+
+:class:`OutcomeReporter` queues :class:`~protocols.breakers.OutcomeReport`
+messages and publishes them to the reports stream from a background task,
+retrying while NATS is unreachable, so reporting never blocks a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from actors.runtime.bus import Bus
+from actors.runtime.clock import Clock, system_clock
+from actors.runtime.errors import RequestError
+from actors.topology import BREAKERS
+from protocols.breakers import (
+    REPORT_SUBJECT,
+    BreakerState,
+    BreakerStatus,
+    OutcomeReport,
+    breaker_key_from_kv,
+    breaker_kv_key,
+    is_probe_kv_key,
+    probe_kv_key,
+)
+from protocols.errors import ErrorClass
+
+__all__ = ["BreakerView", "OutcomeReporter"]
+
+log = logging.getLogger(__name__)
+
+_KV_DELETES = frozenset({"DEL", "PURGE"})
+_decoder = msgspec.msgpack.Decoder(BreakerStatus)
+
+
+class BreakerView:
+    """A watched, in-memory copy of every breaker's published state.
+
+    Args:
+        source: a connected :class:`~actors.runtime.bus.Bus` (the bucket is
+            created if missing) or an already opened breakers ``KeyValue``.
+        clock: time source, to tell when an open breaker's wait is over.
+        owner: written into probe claims (who is probing), for diagnosis.
+    """
+
+    def __init__(self, source: Bus | KeyValue, clock: Clock = system_clock, *,
+                 owner: str = "") -> None:
+        self._source = source
+        self._clock = clock
+        self._owner = (owner or f"runner-{uuid.uuid4().hex[:8]}").encode()
+        self._kv: KeyValue | None = source if isinstance(source, KeyValue) else None
+        self._status: dict[str, BreakerStatus] = {}
+        # (kv key of the breaker, epoch) -> claimed probe slots
+        self._claims: dict[tuple[str, int], set[int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._synced = asyncio.Event()
+        self._listeners: list[Callable[[BreakerStatus], None]] = []
+        self.updates = 0
+        """Breaker status updates received since start."""
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Start watching and wait until the current contents are loaded.
+
+        Raises:
+            TimeoutError: the initial contents did not arrive within ``timeout``.
+        """
+        if self._kv is None:
+            assert isinstance(self._source, Bus)
+            self._kv = await self._source.key_value(BREAKERS)
+        watcher = await self._kv.watchall()
+        self._task = asyncio.create_task(self._follow(watcher), name="breaker-view")
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    async def stop(self) -> None:
+        """Stop watching; the last known state stays readable."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> BreakerView:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def add_listener(self, callback: Callable[[BreakerStatus], None]) -> None:
+        """Call ``callback`` with every breaker status the view receives."""
+        self._listeners.append(callback)
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        while True:
+            try:
+                entry = await watcher.updates(timeout=3600.0)
+            except nats.errors.TimeoutError:
+                continue
+            if entry is None:
+                self._synced.set()
+                continue
+            try:
+                self._apply(entry.key, entry.value, entry.operation)
+            except (msgspec.DecodeError, ValueError) as exc:
+                log.warning("breaker view: ignoring undecodable entry %s: %s", entry.key, exc)
+            if entry.delta == 0:
+                self._synced.set()
+
+    def _apply(self, kv_key: str, value: bytes | None, operation: Any) -> None:
+        if is_probe_kv_key(kv_key):
+            _, breaker, epoch, slot = kv_key.split(".")
+            claims = self._claims.setdefault((breaker, int(epoch)), set())
+            if operation in _KV_DELETES:
+                claims.discard(int(slot))
+                if not claims:
+                    self._claims.pop((breaker, int(epoch)), None)
+            else:
+                claims.add(int(slot))
+            return
+        if operation in _KV_DELETES or not value:
+            self._status.pop(breaker_key_from_kv(kv_key), None)
+            return
+        status = _decoder.decode(value)
+        self._status[status.key] = status
+        self.updates += 1
+        for callback in self._listeners:
+            callback(status)
+
+    # -- queries (no I/O) ------------------------------------------------------------
+
+    def status(self, key: str) -> BreakerStatus | None:
+        """The last published status of ``key``, if any."""
+        return self._status.get(key)
+
+    def statuses(self) -> list[BreakerStatus]:
+        """Every known breaker's last published status."""
+        return list(self._status.values())
+
+    def state(self, key: str) -> BreakerState:
+        """The effective state of ``key``: ``open`` whose wait is over reads ``half_open``."""
+        status = self._status.get(key)
+        if status is None:
+            return "closed"
+        if status.state == "open" and self._wait_over(status):
+            return "half_open"
+        return status.state
+
+    def allows(self, key: str) -> bool:
+        """Whether work guarded by ``key`` may run, from memory (see module docstring)."""
+        status = self._status.get(key)
+        if status is None:
+            return True
+        state = status.state
+        if state == "closed" or state == "disabled":
+            return True
+        if state == "forced_open":
+            return False
+        if state == "open" and not self._wait_over(status):
+            return False
+        return self._free_slot(status) is not None
+
+    def retry_at(self, key: str) -> float | None:
+        """When an open breaker half-opens (Unix time), for a runner that waits for it."""
+        status = self._status.get(key)
+        if status is None or status.state != "open":
+            return None
+        return status.open_until
+
+    def _wait_over(self, status: BreakerStatus) -> bool:
+        return status.open_until is not None and self._clock.time() >= status.open_until
+
+    def _free_slot(self, status: BreakerStatus, start: int = 0) -> int | None:
+        taken = self._claims.get((breaker_kv_key(status.key), status.opened_count), ())
+        for slot in range(start, status.half_open_permits):
+            if slot not in taken:
+                return slot
+        return None
+
+    # -- the gate --------------------------------------------------------------------
+
+    async def admit(self, key: str) -> bool:
+        """Decide whether to run work guarded by ``key``, claiming a probe if half-open.
+
+        Costs no round trip unless the breaker is half-open and a slot looks
+        free; then one KV ``create`` per slot tried.
+        """
+        if not self.allows(key):
+            return False
+        status = self._status.get(key)
+        if status is None or status.state in ("closed", "disabled"):
+            return True
+        kv = self._kv
+        assert kv is not None, "start() the view first"
+        slot = self._free_slot(status)
+        while slot is not None:
+            claim = probe_kv_key(key, status.opened_count, slot)
+            try:
+                await kv.create(claim, self._owner)
+            except KeyWrongLastSequenceError:
+                self._claims.setdefault(
+                    (breaker_kv_key(key), status.opened_count), set()).add(slot)
+                slot = self._free_slot(status, slot + 1)
+                continue
+            except (nats.errors.Error, OSError) as exc:
+                log.warning("breaker view: cannot claim a probe of %s: %s", key, exc)
+                return False
+            self._claims.setdefault((breaker_kv_key(key), status.opened_count), set()).add(slot)
+            return True
+        return False
+
+
+class OutcomeReporter:
+    """Publishes outcome reports in the background, so reporting never blocks work.
+
+    Args:
+        bus: connected bus.
+        clock: time source of ``at``.
+        max_pending: reports queued before :meth:`report` drops the oldest.
+    """
+
+    def __init__(self, bus: Bus, clock: Clock = system_clock, *,
+                 max_pending: int = 10_000) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._queue: asyncio.Queue[OutcomeReport] = asyncio.Queue(max_pending)
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        """Reports the stream acknowledged."""
+        self.dropped = 0
+        """Reports dropped because the queue was full."""
+
+    async def start(self) -> None:
+        """Start the publishing task."""
+        self._task = asyncio.create_task(self._drain(), name="outcome-reporter")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Publish what is queued (within ``timeout`` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await self.flush(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> OutcomeReporter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def report(self, key: str, *, ok: bool, duration_s: float,
+               error_class: ErrorClass | None = None, report_id: str = "") -> OutcomeReport:
+        """Queue the outcome of one call guarded by ``key``; return the report."""
+        message = OutcomeReport(
+            key=key, ok=ok, duration_s=max(0.0, duration_s), at=self._clock.time(),
+            error_class=None if ok else error_class,
+            report_id=report_id or uuid.uuid4().hex,
+        )
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._queue.task_done()
+            self.dropped += 1
+        self._queue.put_nowait(message)
+        return message
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued report is acknowledged by the stream.
+
+        Raises:
+            TimeoutError: reports were still queued after ``timeout`` seconds.
+        """
+        await asyncio.wait_for(self._queue.join(), timeout)
+
+    async def _drain(self) -> None:
+        while True:
+            message = await self._queue.get()
+            delay = 0.05
+            while True:
+                try:
+                    await self._bus.send(REPORT_SUBJECT, message, msg_id=message.report_id)
+                    break
+                except (RequestError, nats.errors.Error, OSError) as exc:
+                    log.warning("outcome report for %s not stored (%s); retrying",
+                                message.key, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            self.sent += 1
+            self._queue.task_done()
