@@ -174,7 +174,7 @@ async def test_malformed_stream_message_is_dead_lettered_with_reason(bus: Bus) -
     assert data0 == b"\xc1garbage"
     assert hdrs0["X-Mark"] == "1"
     assert "malformed MessagePack" in hdrs0[h.DEAD_LETTER_REASON]
-    assert "$.id" in hdrs1[h.DEAD_LETTER_REASON] or "id" in hdrs1[h.DEAD_LETTER_REASON]
+    assert "`id`" in hdrs1[h.DEAD_LETTER_REASON]
     assert hdrs0[h.DEAD_LETTER_SUBJECT] == JOBS_SUBJECT
     assert hdrs0[h.DEAD_LETTER_STREAM] == JOBS.name
     assert hdrs0[h.DEAD_LETTER_DELIVERIES] == "1"

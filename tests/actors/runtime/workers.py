@@ -66,6 +66,8 @@ class Echo(Actor):
             raise BadRequest("n is odd", details={"field": "n"})
         if request.mode == "crash":
             raise RuntimeError("secret internal detail")
+        if request.mode == "slow":
+            await asyncio.sleep(0.5)
         return Pong(n=request.n)
 
 
@@ -95,7 +97,7 @@ def make_worker(behaviour: Behaviour = _ack, **options: Any) -> Actor:
     return Worker()
 
 
-async def _serve_blocking_worker(url: str) -> None:
+async def _serve_blocking_worker(url: str, grace: float) -> None:
     """Run a worker whose handler announces each job, then never returns."""
     worker: Actor
 
@@ -104,8 +106,9 @@ async def _serve_blocking_worker(url: str) -> None:
         await asyncio.Event().wait()
 
     worker = make_worker(block, ack_wait=1.0)
+    worker.grace = grace
     await worker.serve(ConnectionConfig(url=url, connect_timeout=5.0))
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve_blocking_worker(sys.argv[1]))
+    asyncio.run(_serve_blocking_worker(sys.argv[1], float(sys.argv[2]) if sys.argv[2:] else 10.0))
