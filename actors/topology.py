@@ -18,8 +18,9 @@ __all__ = [
     "ARTIFACTS",
     "BREAKERS",
     "BREAKER_REPORTS",
-    "DURATIONS",
+    "BREAKER_SNAPSHOTS",
     "CHECKPOINTS",
+    "DURATIONS",
     "PIPELINES",
     "RESULTS",
     "STATUS_EVENTS",
@@ -117,6 +118,12 @@ BREAKERS = BucketSpec(
     description="Breaker state shared with every runner",
 )
 
+BREAKER_SNAPSHOTS = BucketSpec(
+    name=breakers.SNAPSHOTS_BUCKET,
+    history=1,
+    description="Full breaker state (windows included), so the supervisor restarts losslessly",
+)
+
 AGENTS = BucketSpec(
     name=agents.AGENTS_BUCKET,
     history=1,
@@ -148,5 +155,6 @@ AGENT_RESULTS = StreamSpec(
 AGENT_ASSIGNMENTS = BucketSpec(
     name=agents.ASSIGNMENTS_BUCKET,
     history=1,
+    ttl=7 * DAY,
     description="Open agent tasks: which agent holds each, re-dispatched if it departs",
 )

@@ -234,14 +234,15 @@ class TaskResult(Message, frozen=True, tag="troupe.agents.v1.task_result"):
     """Unix time the agent finished."""
 
 
-AssignmentState = Literal["waiting", "assigned"]
+AssignmentState = Literal["waiting", "assigned", "done"]
 
 
 class AgentAssignment(Message, frozen=True, tag="troupe.agents.v1.assignment"):
     """An open agent task, kept in :data:`ASSIGNMENTS_BUCKET` until its result arrives.
 
     ``waiting``: no capable agent yet, retried until ``deadline``. ``assigned``:
-    sent to ``agent_id``'s inbox; re-dispatched if that agent departs.
+    sent to ``agent_id``'s inbox; re-dispatched if that agent departs. ``done``:
+    finished (kept until the bucket's max age, so a repeated dispatch is a no-op).
     """
 
     workflow_id: str
@@ -264,6 +265,8 @@ class AgentAssignment(Message, frozen=True, tag="troupe.agents.v1.assignment"):
     """Dispatches so far."""
     deadline: float | None = None
     """When ``waiting``: Unix time after which the workflow fails with ``no_capable_agent``."""
+    assigned_at: float | None = None
+    """When ``assigned``: Unix time of the dispatch."""
     created_at: float = 0.0
     """Unix time of the first dispatch request."""
     departed: list[str] = msgspec.field(default_factory=list)

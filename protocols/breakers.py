@@ -148,9 +148,12 @@ class BreakerStatus(Message, frozen=True, tag="troupe.breakers.v1.status"):
     calls: int = 0
     """Calls in the current window."""
     half_open_permits: int = 0
-    """Probe calls allowed while half-open."""
+    """Probe calls allowed while half-open (published in every state, so a runner
+    can claim probes as soon as ``open_until`` passes)."""
     opened_count: int = 0
-    """How many times it opened (drives exponential wait)."""
+    """How many times it ever opened; also the epoch of half-open probe claims."""
+    open_streak: int = 0
+    """Consecutive openings without closing in between (drives the exponential wait)."""
 
 
 class BreakerTransitionEvent(Message, frozen=True, tag="troupe.breakers.v1.transition"):

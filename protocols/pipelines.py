@@ -19,6 +19,7 @@ from protocols.errors import ErrorClass
 __all__ = [
     "ARTIFACTS_BUCKET",
     "CACHE_BUCKET",
+    "CACHE_CLEARED_SUBJECT",
     "CACHE_CLEAR_SUBJECT",
     "CANCEL_SUBJECT",
     "CHECKPOINTS_BUCKET",
@@ -41,6 +42,7 @@ __all__ = [
     "PipelineRun",
     "PipelineSpec",
     "RunCheckpoint",
+    "RunOutcome",
     "StepOutcome",
     "StepResult",
     "StepSpec",
@@ -70,6 +72,9 @@ CACHE_BUCKET = "troupe-step-cache"
 CACHE_CLEAR_SUBJECT = "troupe.pipelines.cache.clear"
 """Request subject of :class:`ClearCache`; every runner also drops its in-process tier."""
 
+CACHE_CLEARED_SUBJECT = "troupe.pipelines.cache.cleared"
+"""Fan-out subject of :class:`CacheCleared`: every runner drops its in-process tier."""
+
 CHECKPOINTS_BUCKET = "troupe-run-checkpoints"
 """KV bucket: workflow id -> :class:`RunCheckpoint` (steps finished by a run in flight)."""
 
@@ -81,6 +86,7 @@ ParamType = Literal["str", "int", "float", "bool"]
 ParamValue = str | int | float | bool
 BackendName = Literal["auto", "local", "dagger"]
 StepOutcome = Literal["succeeded", "failed", "skipped", "cancelled", "timed_out"]
+RunOutcome = Literal["succeeded", "failed", "cancelled", "timed_out"]
 
 
 class ParamSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -211,7 +217,7 @@ class PipelineResult(Message, frozen=True, tag="troupe.pipelines.v1.result"):
 
     workflow_id: str
     """Workflow id."""
-    state: StepOutcome
+    state: RunOutcome
     """Overall outcome."""
     steps: list[StepResult]
     """Per-step outcomes, in execution order."""
@@ -227,6 +233,8 @@ class PipelineResult(Message, frozen=True, tag="troupe.pipelines.v1.result"):
     """Classification of the failure, if the run failed."""
     attempt: int = 1
     """Run attempt that produced this result."""
+    backend_note: str = ""
+    """Why the backend was chosen (for ``auto``: what the engine probe found)."""
 
 
 class GetResult(Message, frozen=True, tag="troupe.pipelines.v1.get_result"):

@@ -268,7 +268,7 @@ class WorkflowView(Message, frozen=True, tag="troupe.status.v1.workflow"):
     """Step names of the planned pipeline, in order, once known."""
 
 
-class TemplateDurations(Message, tag="troupe.status.v1.durations"):
+class TemplateDurations(Message, frozen=True, tag="troupe.status.v1.durations"):
     """Durations of the latest successful runs of one template, oldest first."""
 
     template: str

@@ -7,6 +7,8 @@ monotonic seconds, so tests drive it without sleeping.
 
 from __future__ import annotations
 
+import heapq
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +22,7 @@ __all__ = [
     "capability_list",
     "capability_version",
     "matches",
+    "parse_requirement",
     "parse_version",
     "version_at_least",
 ]
@@ -29,6 +32,8 @@ Change = Literal["joined", "updated"]
 
 SUSPECT_AFTER = 1.5
 """A heartbeat is missed once ``SUSPECT_AFTER`` intervals passed without one."""
+
+_REQUIREMENT = re.compile(r"^\s*([^\s@>=]+)\s*(?:(?:@|>=)\s*(\d+(?:\.\d+){0,2}))?\s*$")
 
 
 def parse_version(version: str) -> tuple[int, ...]:
@@ -45,6 +50,20 @@ def parse_version(version: str) -> tuple[int, ...]:
     while len(parts) > 1 and parts[-1] == 0:
         parts.pop()
     return tuple(parts)
+
+
+def parse_requirement(requires: str) -> tuple[str, str]:
+    """Split ``"name"``, ``"name>=1.2"`` or ``"name@1.2"`` into (capability, minimum version).
+
+    Raises:
+        ValueError: the requirement is malformed.
+    """
+    match = _REQUIREMENT.match(requires)
+    if match is None:
+        raise ValueError(f"malformed capability requirement {requires!r}")
+    version = match.group(2) or "0"
+    parse_version(version)
+    return match.group(1), version
 
 
 def version_at_least(version: str, minimum: str) -> bool:
@@ -198,24 +217,23 @@ class AgentIndex:
         heartbeat, then id (so equal agents come back in a stable order).
         Suspect agents qualify only with ``include_suspect``.
         """
-        found = [
+        found = (
             entry
             for entry in self._candidates(query.capability)
             if matches(entry.info, query.capability, query.min_version, query.labels)
-            and (
-                query.include_suspect
-                or entry.presence(now, self.suspect_after) == "live"
-            )
-        ]
-        found.sort(
+            and (query.include_suspect or entry.presence(now, self.suspect_after) == "live")
+        )
+        best = heapq.nsmallest(
+            query.limit,
+            found,
             key=lambda e: (
                 e.info.load / e.info.capacity,
                 e.info.load,
                 -e.last_seen,
                 e.info.agent_id,
-            )
+            ),
         )
-        return [e.view(now, self.suspect_after) for e in found[: query.limit]]
+        return [e.view(now, self.suspect_after) for e in best]
 
     def _candidates(self, capability: str) -> Iterable[IndexedAgent]:
         return (self._agents[i] for i in self._by_capability.get(capability, ()))

@@ -175,7 +175,7 @@ DEFAULT_RULES = ClassifyRules()
 """The built-in rules (see the module docstring)."""
 
 
-def classify_exit(
+def classify_exit(  # noqa: PLR0911 - one return per rule, in priority order
     exit_code: int | None,
     *,
     timed_out: bool = False,
@@ -260,7 +260,9 @@ def _dagger_class(exc: BaseException, rules: ClassifyRules) -> ErrorClass | None
     return classify_message(str(exc), rules=rules)
 
 
-def classify_exception(exc: BaseException, *, rules: ClassifyRules = DEFAULT_RULES) -> ErrorClass:
+def classify_exception(  # noqa: PLR0911, PLR0912 - one branch per rule, in priority order
+    exc: BaseException, *, rules: ClassifyRules = DEFAULT_RULES
+) -> ErrorClass:
     """Classify an exception raised while running a unit of work.
 
     Args:
@@ -308,8 +310,14 @@ def _nats_class(exc: BaseException) -> ErrorClass | None:
     name = type(exc).__name__
     if "Timeout" in name:
         return "timeout"
-    if name in {"NoRespondersError", "NoServersError", "ConnectionClosedError",
-                "ConnectionDrainingError", "ConnectionReconnectingError",
-                "ServiceUnavailableError", "OutboundBufferLimitError"}:
+    if name in {
+        "NoRespondersError",
+        "NoServersError",
+        "ConnectionClosedError",
+        "ConnectionDrainingError",
+        "ConnectionReconnectingError",
+        "ServiceUnavailableError",
+        "OutboundBufferLimitError",
+    }:
         return "unavailable"
     return "transient"

@@ -141,7 +141,10 @@ POLICIES: Mapping[str, RetryPolicy] = MappingProxyType(
         "none": NO_RETRY,
         "quick": RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0, deadline=30.0),
         "patient": RetryPolicy(
-            max_attempts=8, base_delay=2.0, max_delay=300.0, deadline=3600.0,
+            max_attempts=8,
+            base_delay=2.0,
+            max_delay=300.0,
+            deadline=3600.0,
             retry_on=frozenset({"transient", "timeout", "unavailable", "resource"}),
         ),
     }
@@ -149,9 +152,7 @@ POLICIES: Mapping[str, RetryPolicy] = MappingProxyType(
 """Built-in named policies a step can name in ``retry``."""
 
 
-def policy_named(
-    name: str | None, policies: Mapping[str, RetryPolicy] = POLICIES
-) -> RetryPolicy:
+def policy_named(name: str | None, policies: Mapping[str, RetryPolicy] = POLICIES) -> RetryPolicy:
     """Resolve a step's ``retry`` name to a policy.
 
     Args:
@@ -165,5 +166,6 @@ def policy_named(
     try:
         return policies[key]
     except KeyError:
-        raise ConfigError("retry", f"unknown retry policy {key!r}; known: "
-                                   f"{', '.join(sorted(policies))}") from None
+        raise ConfigError(
+            "retry", f"unknown retry policy {key!r}; known: {', '.join(sorted(policies))}"
+        ) from None

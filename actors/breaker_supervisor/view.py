@@ -42,7 +42,7 @@ from nats.js.kv import KeyValue
 from actors.runtime.bus import Bus
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.errors import RequestError
-from actors.topology import BREAKERS
+from actors.topology import BREAKER_REPORTS, BREAKERS
 from protocols.breakers import (
     REPORT_SUBJECT,
     BreakerState,
@@ -73,8 +73,9 @@ class BreakerView:
         owner: written into probe claims (who is probing), for diagnosis.
     """
 
-    def __init__(self, source: Bus | KeyValue, clock: Clock = system_clock, *,
-                 owner: str = "") -> None:
+    def __init__(
+        self, source: Bus | KeyValue, clock: Clock = system_clock, *, owner: str = ""
+    ) -> None:
         self._source = source
         self._clock = clock
         self._owner = (owner or f"runner-{uuid.uuid4().hex[:8]}").encode()
@@ -83,6 +84,7 @@ class BreakerView:
         # (kv key of the breaker, epoch) -> claimed probe slots
         self._claims: dict[tuple[str, int], set[int]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._watcher: KeyValue.KeyWatcher | None = None
         self._synced = asyncio.Event()
         self._listeners: list[Callable[[BreakerStatus], None]] = []
         self.updates = 0
@@ -99,13 +101,19 @@ class BreakerView:
         if self._kv is None:
             assert isinstance(self._source, Bus)
             self._kv = await self._source.key_value(BREAKERS)
-        watcher = await self._kv.watchall()
+        self._watcher = watcher = await self._kv.watchall()
         self._task = asyncio.create_task(self._follow(watcher), name="breaker-view")
         await asyncio.wait_for(self._synced.wait(), timeout)
 
     async def stop(self) -> None:
         """Stop watching; the last known state stays readable."""
+        if self._watcher is not None:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
+            self._watcher = None
         if self._task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 1.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
@@ -123,11 +131,9 @@ class BreakerView:
         self._listeners.append(callback)
 
     async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
-        while True:
-            try:
-                entry = await watcher.updates(timeout=3600.0)
-            except nats.errors.TimeoutError:
-                continue
+        # Iterating (rather than ``updates(timeout)``) ends cleanly when stop() stops
+        # the watcher; None marks the end of the initial contents.
+        async for entry in watcher:
             if entry is None:
                 self._synced.set()
                 continue
@@ -183,7 +189,7 @@ class BreakerView:
         if status is None:
             return True
         state = status.state
-        if state == "closed" or state == "disabled":
+        if state in {"closed", "disabled"}:
             return True
         if state == "forced_open":
             return False
@@ -229,8 +235,7 @@ class BreakerView:
             try:
                 await kv.create(claim, self._owner)
             except KeyWrongLastSequenceError:
-                self._claims.setdefault(
-                    (breaker_kv_key(key), status.opened_count), set()).add(slot)
+                self._claims.setdefault((breaker_kv_key(key), status.opened_count), set()).add(slot)
                 slot = self._free_slot(status, slot + 1)
                 continue
             except (nats.errors.Error, OSError) as exc:
@@ -250,8 +255,7 @@ class OutcomeReporter:
         max_pending: reports queued before :meth:`report` drops the oldest.
     """
 
-    def __init__(self, bus: Bus, clock: Clock = system_clock, *,
-                 max_pending: int = 10_000) -> None:
+    def __init__(self, bus: Bus, clock: Clock = system_clock, *, max_pending: int = 10_000) -> None:
         self._bus = bus
         self._clock = clock
         self._queue: asyncio.Queue[OutcomeReport] = asyncio.Queue(max_pending)
@@ -262,7 +266,12 @@ class OutcomeReporter:
         """Reports dropped because the queue was full."""
 
     async def start(self) -> None:
-        """Start the publishing task."""
+        """Make sure the reports stream exists, then start the publishing task.
+
+        The stream is ensured here too, so reports are kept even before the
+        supervisor first starts.
+        """
+        await self._bus.ensure_stream(BREAKER_REPORTS)
         self._task = asyncio.create_task(self._drain(), name="outcome-reporter")
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -282,11 +291,21 @@ class OutcomeReporter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def report(self, key: str, *, ok: bool, duration_s: float,
-               error_class: ErrorClass | None = None, report_id: str = "") -> OutcomeReport:
+    def report(
+        self,
+        key: str,
+        *,
+        ok: bool,
+        duration_s: float,
+        error_class: ErrorClass | None = None,
+        report_id: str = "",
+    ) -> OutcomeReport:
         """Queue the outcome of one call guarded by ``key``; return the report."""
         message = OutcomeReport(
-            key=key, ok=ok, duration_s=max(0.0, duration_s), at=self._clock.time(),
+            key=key,
+            ok=ok,
+            duration_s=max(0.0, duration_s),
+            at=self._clock.time(),
             error_class=None if ok else error_class,
             report_id=report_id or uuid.uuid4().hex,
         )
@@ -314,8 +333,7 @@ class OutcomeReporter:
                     await self._bus.send(REPORT_SUBJECT, message, msg_id=message.report_id)
                     break
                 except (RequestError, nats.errors.Error, OSError) as exc:
-                    log.warning("outcome report for %s not stored (%s); retrying",
-                                message.key, exc)
+                    log.warning("outcome report for %s not stored (%s); retrying", message.key, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self.sent += 1

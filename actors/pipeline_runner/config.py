@@ -1,4 +1,4 @@
-"""The pipeline runner's configuration: frozen, validated on construction, read from the environment."""
+"""The pipeline runner's configuration: frozen, validated on construction, read from env."""
 
 from __future__ import annotations
 
@@ -81,8 +81,14 @@ class RunnerConfig:
     engine_probe_ttl: float = 30.0
 
     def __post_init__(self) -> None:
-        positive_ints = ("concurrent_runs", "parallel_steps", "max_deliver", "tail_lines",
-                         "cache_entries", "output_cap_bytes")
+        positive_ints = (
+            "concurrent_runs",
+            "parallel_steps",
+            "max_deliver",
+            "tail_lines",
+            "cache_entries",
+            "output_cap_bytes",
+        )
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be at least 1")

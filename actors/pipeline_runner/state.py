@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocols.errors import ErrorClass
-from protocols.pipelines import PipelineSpec, StepOutcome, StepResult, StepSpec
+from protocols.pipelines import PipelineSpec, RunOutcome, StepOutcome, StepResult, StepSpec
 
 __all__ = [
     "DEPENDENCY_FAILED",
@@ -55,15 +56,15 @@ def parse_line(line: str) -> LineEvent | None:
     text = line.strip()
     if text.startswith(_PROGRESS):
         try:
-            value = float(text[len(_PROGRESS):].strip().rstrip("%"))
+            value = float(text[len(_PROGRESS) :].strip().rstrip("%"))
         except ValueError:
             return None
-        if value != value:  # NaN reports nothing
+        if math.isnan(value):
             return None
         return LineEvent(percent=min(100.0, max(0.0, value)))
     if text.startswith(_MESSAGE):
         try:
-            decoded = json.loads(text[len(_MESSAGE):])
+            decoded = json.loads(text[len(_MESSAGE) :])
         except ValueError:
             return None
         if isinstance(decoded, dict):
@@ -134,7 +135,7 @@ def cache_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def run_outcome(results: Iterable[StepResult]) -> tuple[StepOutcome, str, ErrorClass | None]:
+def run_outcome(results: Iterable[StepResult]) -> tuple[RunOutcome, str, ErrorClass | None]:
     """Return a run's overall outcome, reason and error class from its step results.
 
     Cancellation wins over a timeout, a timeout over a failure, a failure over
@@ -146,7 +147,7 @@ def run_outcome(results: Iterable[StepResult]) -> tuple[StepOutcome, str, ErrorC
         for result in collected:
             if result.state == state:
                 reason = result.reason or f"step {result.name} {state.replace('_', ' ')}"
-                overall: StepOutcome = "failed" if state == "skipped" else state
+                overall: RunOutcome = "failed" if state == "skipped" else state
                 return overall, reason, result.error_class
     return "succeeded", "", None
 
@@ -193,15 +194,21 @@ class Schedule:
         self.running.add(name)
 
     def blocked(self) -> list[str]:
-        """Return pending steps that can never run because a needed step did not succeed."""
-        out = []
-        for name in self._ranked:
-            if name in self.done or name in self.running:
-                continue
-            needs = self._steps[name].needs
-            if any(n in self.done and self.done[n] != "succeeded" for n in needs):
-                out.append(name)
-        return out
+        """Return pending steps that can never run because a step they (transitively)
+        need did not succeed."""
+        doomed = {n for n, outcome in self.done.items() if outcome != "succeeded"}
+        out: list[str] = []
+        changed = True
+        while changed:
+            changed = False
+            for name in self._ranked:
+                if name in self.done or name in self.running or name in out:
+                    continue
+                if any(n in doomed for n in self._steps[name].needs):
+                    doomed.add(name)
+                    out.append(name)
+                    changed = True
+        return [n for n in self._ranked if n in out]
 
     def ready(self) -> list[str]:
         """Return pending steps whose needs all succeeded, in planned order."""

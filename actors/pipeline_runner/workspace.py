@@ -109,9 +109,9 @@ class Workspace:
                 digests[raw] = digest_file(dest)
         return digests
 
-    def collect_outputs(self, step: StepSpec, produced_in: Path | None = None) -> list[
-        tuple[str, Path]
-    ]:
+    def collect_outputs(
+        self, step: StepSpec, produced_in: Path | None = None
+    ) -> list[tuple[str, Path]]:
         """Move ``step``'s declared outputs to its outputs directory.
 
         Args:

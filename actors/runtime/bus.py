@@ -138,7 +138,7 @@ class Bus:
         if headers:
             hdrs.update(headers)
         with telemetry.publish_span(subject, hdrs):
-            await self.nc.publish(subject, encode(message, encoding), headers=hdrs)
+            await self.nc.publish(subject, encode(message, encoding), headers=hdrs or None)
 
     async def send(
         self,
@@ -174,7 +174,7 @@ class Bus:
                 return await self.js.publish(
                     subject,
                     encode(message, encoding),
-                    headers=hdrs,
+                    headers=hdrs or None,
                     timeout=timeout or self.request_timeout,
                 )
             except nats.errors.NoRespondersError:
@@ -205,7 +205,7 @@ class Bus:
                     subject,
                     encode(message, encoding),
                     timeout=timeout or self.request_timeout,
-                    headers=hdrs,
+                    headers=hdrs or None,
                 )
             except nats.errors.NoRespondersError:
                 raise Unavailable(f"no actor answers on {subject}") from None

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from nats.js import api as js_api
 
 from actors.runtime import telemetry
 from actors.runtime.codec import Codec, encode, encoding_of, headers_for
+from actors.runtime.eager import start_eagerly
 from actors.runtime.errors import BadRequest, DeadLetter, RequestError, RetryLater
 from actors.runtime.handlers import (
     ConsumerSpec,
@@ -81,8 +82,16 @@ class _Tasks:
         self.slots = asyncio.Semaphore(limit)
         self.running: set[asyncio.Task[None]] = set()
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in an acquired slot (started eagerly, see :mod:`.eager`)."""
+        try:
+            task = start_eagerly(coro)
+        except BaseException:
+            self.slots.release()
+            raise
+        if task is None:
+            self.slots.release()
+            return
         self.running.add(task)
         task.add_done_callback(self._done)
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, NoOpTracerProvider, ProxyTracerProvider, Span, SpanKind
 
 __all__ = [
     "MESSAGING_SYSTEM",
@@ -29,6 +30,7 @@ __all__ = [
     "inject_context",
     "process_span",
     "publish_span",
+    "recording",
     "shutdown_tracing",
     "tracer",
 ]
@@ -44,6 +46,18 @@ MESSAGING_SYSTEM = "nats"
 Operation = Literal["publish", "send", "process", "receive"]
 
 _configured = False
+
+_TRACEPARENT = "traceparent"
+_NOOP_PROVIDERS = (ProxyTracerProvider, NoOpTracerProvider)
+
+
+def recording() -> bool:
+    """Whether an SDK tracer provider is installed (spans are recorded and exported).
+
+    Without one, the span helpers below skip span creation altogether and only
+    forward an incoming trace context, which keeps tracing nearly free.
+    """
+    return not isinstance(trace.get_tracer_provider(), _NOOP_PROVIDERS)
 
 
 def _exporter_requested(env: Mapping[str, str]) -> bool:
@@ -168,12 +182,32 @@ def _attributes(subject: str, operation: Operation, actor: str | None) -> dict[s
     return attrs
 
 
-@contextmanager
+_NO_SPAN: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+"""What the span helpers return when there is neither a recorder nor a trace to continue."""
+
+
 def publish_span(
     subject: str, headers: MutableMapping[str, str], *, operation: Operation = "publish"
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """Open a ``PRODUCER`` (publish) or ``CLIENT`` (send, for requests) span and
-    inject its context into ``headers``."""
+    inject its context into ``headers``.
+
+    Without an SDK provider no span is made: a trace already in progress is
+    injected as it is, and with none the call costs next to nothing.
+    """
+    if not recording():
+        current = trace.get_current_span()
+        if not current.get_span_context().is_valid:
+            return _NO_SPAN
+        propagate.inject(headers)
+        return nullcontext(current)
+    return _recorded_publish_span(subject, headers, operation)
+
+
+@contextmanager
+def _recorded_publish_span(
+    subject: str, headers: MutableMapping[str, str], operation: Operation
+) -> Iterator[Span]:
     kind = SpanKind.PRODUCER if operation == "publish" else SpanKind.CLIENT
     with tracer().start_as_current_span(
         f"{operation} {subject}", kind=kind, attributes=_attributes(subject, operation, None)
@@ -182,7 +216,6 @@ def publish_span(
         yield span
 
 
-@contextmanager
 def process_span(
     subject: str,
     headers: Mapping[str, str] | None,
@@ -190,8 +223,36 @@ def process_span(
     kind: Literal["server", "consumer"],
     actor: str,
     name: str | None = None,
+) -> AbstractContextManager[Span]:
+    """Continue the trace found in ``headers`` with a span around a handler.
+
+    Without an SDK provider no span is made, but an incoming trace context is
+    made current, so whatever the handler publishes carries the trace on.
+    """
+    if not recording():
+        if not headers or _TRACEPARENT not in headers:
+            return _NO_SPAN
+        return _continued_context(headers)
+    return _recorded_process_span(subject, headers, kind, actor, name)
+
+
+@contextmanager
+def _continued_context(headers: Mapping[str, str]) -> Iterator[Span]:
+    token = otel_context.attach(propagate.extract(headers))
+    try:
+        yield trace.get_current_span()
+    finally:
+        otel_context.detach(token)
+
+
+@contextmanager
+def _recorded_process_span(
+    subject: str,
+    headers: Mapping[str, str] | None,
+    kind: Literal["server", "consumer"],
+    actor: str,
+    name: str | None,
 ) -> Iterator[Span]:
-    """Continue the trace found in ``headers`` with a span around a handler."""
     parent = propagate.extract(headers) if headers else None
     with tracer().start_as_current_span(
         name or f"process {subject}",

@@ -167,7 +167,7 @@ async def ensure_object_store(js: JetStreamContext, spec: ObjectStoreSpec) -> Ob
         replicas=spec.replicas,
     )
     try:
-        return await js.create_object_store(config=config)
+        return await js.create_object_store(spec.name, config=config)
     except BadRequestError as exc:
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise

@@ -92,7 +92,9 @@ def parse_document(text: str, fmt: Format, *, source: str = "definition") -> dic
             data = msgspec.json.decode(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError, msgspec.DecodeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TaskRejected("invalid_definition", f"{source}: not valid {fmt}: {first_line}") from None
+        raise TaskRejected(
+            "invalid_definition", f"{source}: not valid {fmt}: {first_line}"
+        ) from None
     if not isinstance(data, dict):
         raise TaskRejected("invalid_definition", f"{source}: the top level must be a mapping")
     return data

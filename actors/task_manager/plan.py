@@ -47,12 +47,12 @@ def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
     """
     white, grey, black = 0, 1, 2
     colour = dict.fromkeys(needs, white)
-    for root in needs:
+    for root, deps in needs.items():
         if colour[root] != white:
             continue
         # Iterative depth-first search: deep chains must not hit the recursion limit.
         path: list[str] = [root]
-        iters = [iter(needs[root])]
+        iters = [iter(deps)]
         colour[root] = grey
         while iters:
             nxt = next(iters[-1], None)

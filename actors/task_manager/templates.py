@@ -1,4 +1,4 @@
-"""Templates: find pipeline definitions in directories and render their ``{{ param }}`` placeholders.
+"""Templates: pipeline definitions found in directories, rendered with ``{{ param }}`` values.
 
 A template is a definition file (see :mod:`actors.task_manager.definitions`)
 whose strings may contain ``{{ name }}``. Rendering works on the parsed data,
@@ -64,55 +64,62 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-def coerce_param(spec: ParamSpec, value: object) -> ParamValue:
-    """Check ``value`` against the parameter's type and convert it.
-
-    Strings are parsed for ``int``, ``float`` and ``bool`` parameters (``bool``
-    accepts true/false, yes/no, on/off, 1/0); an ``int`` is accepted for a
-    ``float``; nothing else is converted.
-
-    Raises:
-        TaskRejected: ``invalid_parameter`` naming the parameter, the expected
-            type and the value received.
-    """
-
-    def bad() -> TaskRejected:
-        return TaskRejected(
-            "invalid_parameter",
-            f"parameter {spec.name!r} expects {spec.type}, got {_describe(value)}",
-        )
-
-    if spec.type == "str":
-        if isinstance(value, str):
-            return value
-        raise bad()
-    if spec.type == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad()
+def _to_bool(value: object) -> bool | None:
     if isinstance(value, bool):
-        raise bad()
-    if spec.type == "int":
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and _INT.match(value.strip()):
-            return int(value.strip())
-        raise bad()
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return None
+
+
+def _to_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INT.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _to_float(value: object) -> float | None:
     number: float
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise bad() from None
+            return None
     else:
-        raise bad()
-    if not math.isfinite(number):
-        raise bad()
-    return number
+        return None
+    return number if math.isfinite(number) else None
+
+
+def coerce_param(spec: ParamSpec, value: object) -> ParamValue:
+    """Check ``value`` against the parameter's type and convert it.
+
+    Strings are parsed for ``int``, ``float`` and ``bool`` parameters (``bool``
+    accepts true/false, yes/no, on/off, 1/0); an ``int`` is accepted for a
+    ``float``; nothing else is converted, and a ``str`` parameter takes only text.
+
+    Raises:
+        TaskRejected: ``invalid_parameter`` naming the parameter, the expected
+            type and the value received.
+    """
+    converted: ParamValue | None
+    if spec.type == "str":
+        converted = value if isinstance(value, str) else None
+    elif spec.type == "bool":
+        converted = _to_bool(value)
+    elif spec.type == "int":
+        converted = _to_int(value)
+    else:
+        converted = _to_float(value)
+    if converted is None:
+        raise TaskRejected(
+            "invalid_parameter",
+            f"parameter {spec.name!r} expects {spec.type}, got {_describe(value)}",
+        )
+    return converted
 
 
 def declared_params(document: Mapping[str, Any], *, source: str) -> list[ParamSpec]:
@@ -293,9 +300,7 @@ def _read_template(path: Path) -> Template:
     document = load_document(path)
     name = document.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise TaskRejected(
-            "invalid_definition", f"{path.name}: 'name' must match {NAME_PATTERN}"
-        )
+        raise TaskRejected("invalid_definition", f"{path.name}: 'name' must match {NAME_PATTERN}")
     params = declared_params(document, source=path.name)
     description = document.get("description", "")
     return Template(

@@ -278,7 +278,7 @@ async def test_message_is_acked_only_after_success_so_a_killed_handler_is_redeli
     """SIGKILL while a handler runs: the message comes back to the next worker."""
     started = await bus.nc.subscribe(STARTED_SUBJECT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.actors.runtime.workers", nats_url],
+        [sys.executable, "-m", "tests.actors.runtime.workers", nats_url, "10", "1"],
         cwd=REPO, env={**os.environ, "OTEL_SDK_DISABLED": "true"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

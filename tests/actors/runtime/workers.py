@@ -2,13 +2,14 @@
 
 ``Echo`` answers requests; ``make_worker`` builds a stream-consuming actor
 whose consumer options and handler behaviour each test chooses. Also runnable
-as a process (``python -m tests.actors.runtime.workers URL``) for tests that
-kill it.
+as a process (``python -m tests.actors.runtime.workers URL GRACE ACK_WAIT``)
+for tests that kill or signal it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -97,7 +98,7 @@ def make_worker(behaviour: Behaviour = _ack, **options: Any) -> Actor:
     return Worker()
 
 
-async def _serve_blocking_worker(url: str, grace: float) -> None:
+async def _serve_blocking_worker(url: str, grace: float, ack_wait: float) -> None:
     """Run a worker whose handler announces each job, then never returns."""
     worker: Actor
 
@@ -105,10 +106,12 @@ async def _serve_blocking_worker(url: str, grace: float) -> None:
         await worker.bus.nc.publish(STARTED_SUBJECT, job.id.encode())
         await asyncio.Event().wait()
 
-    worker = make_worker(block, ack_wait=1.0)
+    worker = make_worker(block, ack_wait=ack_wait)
     worker.grace = grace
     await worker.serve(ConnectionConfig(url=url, connect_timeout=5.0))
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve_blocking_worker(sys.argv[1], float(sys.argv[2]) if sys.argv[2:] else 10.0))
+    logging.basicConfig(level=logging.INFO)
+    url, grace, ack_wait = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+    asyncio.run(_serve_blocking_worker(url, grace, ack_wait))

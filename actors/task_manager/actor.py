@@ -1,0 +1,316 @@
+"""The task manager actor: tasks in, validated and planned pipeline runs out.
+
+It consumes :class:`~protocols.tasks.TaskSubmitted` from the work-queue stream
+``TROUPE_TASKS`` and, for each task:
+
+1. claims the task id in the ``troupe-tasks`` bucket (``kv.create``): a second
+   submission with the same id (past the stream's de-duplication window) is
+   dropped, while a redelivery of the same message (same stream sequence, after
+   a crash) is handled again from the start;
+2. reports ``submitted``;
+3. renders the template (or the inline pipeline) with the task's parameters and
+   plans its step graph; any problem reports ``rejected`` with a precise reason
+   and nothing runs;
+4. reports ``queued`` with the planned steps and the deadline, then publishes
+   the :class:`~protocols.pipelines.PipelineRun` with ``Nats-Msg-Id`` = workflow
+   id, so a redelivered task never produces a second run.
+
+Every status event carries a ``Nats-Msg-Id`` too, so re-handling a task after a
+crash repeats no event inside the status stream's window. Tasks that name a
+required capability go to the agent dispatcher (``actors.task_manager.agents``)
+instead of a pipeline runner. The cancel endpoint broadcasts
+:class:`~protocols.pipelines.CancelRun` to every runner and reports
+``cancelled``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from actors.runtime.actor import Actor
+from actors.runtime.bus import Bus
+from actors.runtime.clock import Clock, system_clock
+from actors.runtime.errors import Conflict, NotFound, Unavailable
+from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
+from actors.runtime.telemetry import current_trace_id
+from actors.task_manager.config import TaskManagerConfig
+from actors.task_manager.definitions import to_document
+from actors.task_manager.errors import TaskRejected
+from actors.task_manager.plan import plan
+from actors.task_manager.store import StoredRecord, TaskStore
+from actors.task_manager.templates import TemplateRegistry, bundled_templates_dir, render
+from actors.topology import PIPELINES, STATUS_EVENTS, TASK_IDS, TASKS
+from protocols import pipelines, tasks
+from protocols.pipelines import PipelineRun, PipelineSpec
+from protocols.status import WorkflowState, WorkflowTransition, event_subject
+from protocols.tasks import CancelAccepted, CancelTask, TaskRecord, TaskSubmitted
+
+__all__ = ["AGENTS_MODULE", "Dispatcher", "TaskManager", "load_dispatcher", "prepare"]
+
+log = logging.getLogger(__name__)
+
+AGENTS_MODULE = "actors.task_manager.agents"
+"""Module providing ``AgentDispatcher(bus, clock)`` for capability routing."""
+
+
+class Dispatcher(Protocol):
+    """Hands a task that requires a capability to a live agent."""
+
+    async def dispatch(self, task: TaskSubmitted, workflow_id: str) -> Any:
+        """Route ``task`` to a capable agent (idempotent per ``workflow_id``)."""
+        ...
+
+
+def load_dispatcher(bus: Bus, clock: Clock) -> Dispatcher | None:
+    """Build the agent dispatcher, or return ``None`` when capability routing is absent."""
+    try:
+        module = importlib.import_module(AGENTS_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != AGENTS_MODULE:
+            raise
+        return None
+    dispatcher: Dispatcher = module.AgentDispatcher(bus, clock)
+    return dispatcher
+
+
+def prepare(
+    task: TaskSubmitted, templates: TemplateRegistry
+) -> tuple[PipelineSpec, list[list[str]]]:
+    """Render and plan the pipeline of ``task``.
+
+    Returns:
+        The rendered pipeline and its stages.
+
+    Raises:
+        TaskRejected: the task is invalid; its ``reason`` says why.
+    """
+    if task.template is not None and task.pipeline is not None:
+        raise TaskRejected("invalid_task", "give a template or an inline pipeline, not both")
+    if task.template is not None:
+        pipeline = templates.render(task.template, task.params)
+    elif task.pipeline is not None:
+        pipeline = render(
+            to_document(task.pipeline), task.params, source=f"pipeline {task.pipeline.name!r}"
+        )
+    else:
+        raise TaskRejected("invalid_task", "the task names neither a template nor a pipeline")
+    return pipeline, plan(pipeline)
+
+
+async def _maybe_call(obj: object, method: str) -> None:
+    func = getattr(obj, method, None)
+    if callable(func):
+        result = func()
+        if inspect.isawaitable(result):
+            await result
+
+
+class TaskManager(Actor):
+    """Validates tasks, plans their pipelines and publishes the runs.
+
+    Args:
+        clock: time source (acceptance times, deadlines, event times).
+        config: template directories; read from the environment when omitted.
+    """
+
+    name = "task_manager"
+    description = "Turns submitted tasks into validated, planned pipeline runs"
+    streams = (STATUS_EVENTS, PIPELINES)
+    buckets = (TASK_IDS,)
+
+    def __init__(
+        self, *, clock: Clock = system_clock, config: TaskManagerConfig | None = None
+    ) -> None:
+        super().__init__(clock=clock)
+        self.config = config if config is not None else TaskManagerConfig.from_env()
+        directories: list[Path] = []
+        if self.config.bundled and (builtin := bundled_templates_dir()) is not None:
+            directories.append(builtin)
+        directories.extend(self.config.template_dirs)
+        self.templates = TemplateRegistry(directories)
+        self.agents: Dispatcher | None = None
+        self._store: TaskStore | None = None
+        self.counts: dict[str, int] = {
+            "accepted": 0,
+            "queued": 0,
+            "rejected": 0,
+            "duplicates": 0,
+            "dispatched": 0,
+            "cancelled": 0,
+        }
+
+    @property
+    def store(self) -> TaskStore:
+        """The task records (available once started)."""
+        if self._store is None:
+            raise RuntimeError("task manager is not running")
+        return self._store
+
+    async def on_start(self) -> None:
+        """Open the task ids bucket and the agent dispatcher."""
+        self._store = TaskStore(await self.bus.key_value(TASK_IDS))
+        self.agents = load_dispatcher(self.bus, self.clock)
+        if self.agents is None:
+            log.info("capability routing unavailable: %s is not installed", AGENTS_MODULE)
+        else:
+            await _maybe_call(self.agents, "start")
+        log.info("task manager knows %d templates", len(self.templates))
+
+    async def on_stop(self) -> None:
+        """Stop the agent dispatcher."""
+        if self.agents is not None:
+            await _maybe_call(self.agents, "stop")
+
+    def stats_data(self) -> dict[str, dict[str, Any]]:
+        """Counters of handled tasks, on the consumer's ``$SRV.STATS`` entry."""
+        return {"task-manager": dict(self.counts), "templates": {"count": len(self.templates)}}
+
+    # -- handlers --------------------------------------------------------------------
+
+    @consumer(TASKS, durable="task-manager", concurrency=16)
+    async def submit(self, task: TaskSubmitted, ctx: MessageContext) -> None:
+        """Handle one submitted task (idempotent end to end, see the module docstring)."""
+        workflow_id = task.task_id
+        label = task.template or (task.pipeline.name if task.pipeline else None)
+        stored, created = await self.store.claim(
+            TaskRecord(
+                task_id=workflow_id,
+                state="accepted",
+                accepted_at=self.clock.time(),
+                sequence=ctx.sequence,
+                template=label,
+            )
+        )
+        if not created:
+            if stored.record.sequence != ctx.sequence:
+                self.counts["duplicates"] += 1
+                log.info("task %s already submitted; duplicate dropped", workflow_id)
+                return
+            if stored.record.state in ("rejected", "cancelled"):
+                return
+            log.info("task %s handled again after an interrupted attempt", workflow_id)
+        else:
+            self.counts["accepted"] += 1
+        await self._report(workflow_id, "submitted", template=label, trace_id=current_trace_id())
+        if task.requires:
+            await self._dispatch(task, stored)
+            return
+        try:
+            pipeline, stages = prepare(task, self.templates)
+        except TaskRejected as exc:
+            await self._reject(stored, exc)
+            return
+        deadline = (
+            stored.record.accepted_at + pipeline.timeout if pipeline.timeout is not None else None
+        )
+        await self._report(
+            workflow_id,
+            "queued",
+            template=label,
+            steps=[name for stage in stages for name in stage],
+            deadline=deadline,
+        )
+        if stored.record.state == "accepted":
+            moved = await self.store.replace(
+                stored, msgspec.structs.replace(stored.record, state="queued")
+            )
+            if moved is None:
+                latest = await self.store.get(workflow_id)
+                if latest is None or latest.record.state == "cancelled":
+                    log.info("task %s cancelled before its run was published", workflow_id)
+                    return
+        await self.bus.send(
+            pipelines.RUN_SUBJECT,
+            PipelineRun(
+                workflow_id=workflow_id,
+                pipeline=pipeline,
+                order=stages,
+                template=label,
+                deadline=deadline,
+            ),
+            msg_id=workflow_id,
+        )
+        self.counts["queued"] += 1
+
+    @endpoint(tasks.CANCEL_SUBJECT)
+    async def cancel(self, request: CancelTask, ctx: RequestContext) -> CancelAccepted:
+        """Cancel a workflow: tell every runner to stop it and report ``cancelled``.
+
+        Raises:
+            NotFound: no task has this id.
+            Conflict: the task was rejected, so nothing runs.
+            Unavailable: the record kept changing under us; try again.
+        """
+        workflow_id = request.workflow_id
+        for _ in range(5):
+            stored = await self.store.get(workflow_id)
+            if stored is None:
+                raise NotFound(f"no workflow {workflow_id!r}")
+            if stored.record.state == "rejected":
+                raise Conflict(f"workflow {workflow_id!r} was rejected ({stored.record.reason})")
+            if stored.record.state == "cancelled":
+                break
+            cancelled = msgspec.structs.replace(
+                stored.record, state="cancelled", reason=request.reason
+            )
+            if await self.store.replace(stored, cancelled) is not None:
+                self.counts["cancelled"] += 1
+                break
+        else:
+            raise Unavailable(f"workflow {workflow_id!r} is changing; try again")
+        await self.bus.publish(
+            pipelines.CANCEL_SUBJECT,
+            pipelines.CancelRun(workflow_id=workflow_id, reason=request.reason),
+        )
+        await self._report(workflow_id, "cancelled", reason=request.reason)
+        return CancelAccepted(workflow_id=workflow_id)
+
+    # -- steps -----------------------------------------------------------------------
+
+    async def _report(self, workflow_id: str, state: WorkflowState, **fields: Any) -> None:
+        await self.bus.send(
+            event_subject(workflow_id),
+            WorkflowTransition(
+                workflow_id=workflow_id,
+                state=state,
+                at=self.clock.time(),
+                source=self.name,
+                **fields,
+            ),
+            msg_id=f"{workflow_id}.{state}",
+        )
+
+    async def _reject(self, stored: StoredRecord, problem: TaskRejected) -> None:
+        record = stored.record
+        log.info("task %s rejected: %s", record.task_id, problem.reason)
+        await self._report(
+            record.task_id, "rejected", template=record.template, reason=problem.reason
+        )
+        await self.store.replace(
+            stored, msgspec.structs.replace(record, state="rejected", reason=problem.reason)
+        )
+        self.counts["rejected"] += 1
+
+    async def _dispatch(self, task: TaskSubmitted, stored: StoredRecord) -> None:
+        if self.agents is None:
+            await self._reject(
+                stored,
+                TaskRejected(
+                    "no_capable_agent",
+                    f"no agent can take tasks requiring {task.requires!r}: "
+                    "capability routing is not installed",
+                ),
+            )
+            return
+        await self.agents.dispatch(task, task.task_id)
+        if stored.record.state == "accepted":
+            await self.store.replace(
+                stored, msgspec.structs.replace(stored.record, state="dispatched")
+            )
+        self.counts["dispatched"] += 1

@@ -1,0 +1,204 @@
+"""The live index: versions, matching, presence and least-loaded ordering (pure, no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.agent_registry.state import (
+    AgentIndex,
+    capability_list,
+    matches,
+    parse_requirement,
+    parse_version,
+    version_at_least,
+)
+from protocols.agents import AgentInfo, Capability, FindAgents, inbox_subject
+
+versions = st.lists(st.integers(0, 30), min_size=1, max_size=3).map(
+    lambda parts: ".".join(map(str, parts))
+)
+ids = st.sampled_from([f"a{i}" for i in range(12)])
+
+
+def info(
+    agent_id: str = "a0",
+    caps: tuple[str, ...] = ("text.stats@1.2",),
+    *,
+    load: int = 0,
+    capacity: int = 1,
+    labels: dict[str, str] | None = None,
+    interval: float = 1.0,
+    ttl: float = 3.0,
+) -> AgentInfo:
+    return AgentInfo(
+        agent_id=agent_id,
+        name=agent_id,
+        capabilities=capability_list(caps),
+        inbox=inbox_subject(agent_id),
+        started_at=0.0,
+        heartbeat_at=0.0,
+        load=load,
+        capacity=capacity,
+        labels=labels or {},
+        interval_s=interval,
+        ttl_s=ttl,
+    )
+
+
+@given(versions, versions)
+def test_version_order_is_numeric_part_by_part(a: str, b: str) -> None:
+    """Comparison agrees with comparing the parts as integers, missing parts being zero."""
+
+    def padded(v: str) -> list[int]:
+        return [*map(int, v.split(".")), 0, 0, 0][:3]
+
+    assert version_at_least(a, b) == (padded(a) >= padded(b))
+
+
+def test_version_ten_is_above_version_nine() -> None:
+    """``1.10`` is newer than ``1.9`` (numbers, not strings)."""
+    assert version_at_least("1.10", "1.9")
+    assert not version_at_least("1.9", "1.10")
+    assert parse_version("1.2.0") == parse_version("1.2")
+
+
+def test_parse_version_rejects_non_numbers() -> None:
+    """A version with a non-numeric part is an error, not a silent zero."""
+    with pytest.raises(ValueError, match="invalid literal"):
+        parse_version("1.x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("text.stats", ("text.stats", "0")),
+        ("text.stats>=1.2", ("text.stats", "1.2")),
+        ("text.stats@2", ("text.stats", "2")),
+        (" a >= 1.0.1 ", ("a", "1.0.1")),
+    ],
+)
+def test_parse_requirement_reads_name_and_minimum_version(
+    text: str, expected: tuple[str, str]
+) -> None:
+    """A requirement is a capability name with an optional minimum version."""
+    assert parse_requirement(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "a>=x", "a b", "a>=1.2.3.4"])
+def test_parse_requirement_rejects_malformed_text(text: str) -> None:
+    """Anything else is refused."""
+    with pytest.raises(ValueError, match=r"requirement|invalid literal"):
+        parse_requirement(text)
+
+
+def test_capability_list_defaults_version_one_and_checks_versions() -> None:
+    """``name`` means version 1; a bad version is refused."""
+    assert capability_list(["a", "b@2.1", Capability(name="c")]) == [
+        Capability(name="a", version="1"),
+        Capability(name="b", version="2.1"),
+        Capability(name="c", version="1"),
+    ]
+    with pytest.raises(ValueError, match="invalid literal"):
+        capability_list(["a@new"])
+
+
+def test_matches_needs_capability_version_and_every_label() -> None:
+    """An agent matches only with the capability at the minimum version and all labels."""
+    agent = info(caps=("text.stats@1.2", "text.stats@2.0"), labels={"gpu": "yes", "zone": "a"})
+    assert matches(agent, "text.stats", "2")
+    assert not matches(agent, "text.stats", "2.1")
+    assert matches(agent, "text.stats", labels={"gpu": "yes"})
+    assert not matches(agent, "text.stats", labels={"gpu": "no"})
+    assert not matches(agent, "summarize")
+
+
+@given(st.lists(st.tuples(st.booleans(), ids), max_size=60))
+def test_index_holds_exactly_the_agents_that_joined_and_did_not_leave(
+    ops: list[tuple[bool, str]],
+) -> None:
+    """After any sequence of heartbeats and departures the index equals the model set."""
+    index = AgentIndex()
+    model: set[str] = set()
+    for t, (beat, agent_id) in enumerate(ops):
+        if beat:
+            change = index.heartbeat(info(agent_id), float(t))
+            assert change == ("updated" if agent_id in model else "joined")
+            model.add(agent_id)
+        else:
+            assert (index.remove(agent_id) is not None) == (agent_id in model)
+            model.discard(agent_id)
+    assert index.ids() == model
+    assert len(index) == len(model)
+    assert [v.info.agent_id for v in index.views(float(len(ops)))] == sorted(model)
+
+
+@given(st.lists(st.tuples(ids, st.integers(0, 4), st.integers(1, 4)), min_size=1, max_size=20))
+def test_find_returns_least_loaded_first(agents: list[tuple[str, int, int]]) -> None:
+    """Matches come back ordered by load relative to capacity, never ascending."""
+    index = AgentIndex()
+    for agent_id, load, capacity in agents:
+        index.heartbeat(info(agent_id, load=min(load, capacity), capacity=capacity), 0.0)
+    found = index.find(FindAgents(capability="text.stats", limit=100), 0.0)
+    ratios = [v.info.load / v.info.capacity for v in found]
+    assert ratios == sorted(ratios)
+    assert {v.info.agent_id for v in found} == index.ids()
+
+
+def test_find_filters_by_version_labels_and_limit() -> None:
+    """Only agents at the minimum version with the labels count, up to ``limit``."""
+    index = AgentIndex()
+    index.heartbeat(info("old", ("text.stats@1.1",)), 0.0)
+    index.heartbeat(info("new", ("text.stats@1.10",), labels={"zone": "a"}), 0.0)
+    index.heartbeat(info("busy", ("text.stats@2",), load=1), 0.0)
+    index.heartbeat(info("other", ("summarize@3",)), 0.0)
+    found = index.find(FindAgents(capability="text.stats", min_version="1.2"), 0.0)
+    assert [v.info.agent_id for v in found] == ["new", "busy"]
+    labelled = FindAgents(capability="text.stats", labels={"zone": "a"})
+    assert [v.info.agent_id for v in index.find(labelled, 0.0)] == ["new"]
+    limited = FindAgents(capability="text.stats", limit=1)
+    assert len(index.find(limited, 0.0)) == 1
+
+
+def test_agent_is_suspect_after_one_missed_heartbeat() -> None:
+    """Live within an interval and a half of its last heartbeat, suspect after."""
+    index = AgentIndex()
+    index.heartbeat(info("a", interval=1.0), 10.0)
+    assert index.presence("a", 11.4) == "live"
+    assert index.presence("a", 11.6) == "suspect"
+    assert index.presence("missing", 11.6) is None
+    query = FindAgents(capability="text.stats")
+    assert index.find(query, 11.6) == []
+    suspect = FindAgents(capability="text.stats", include_suspect=True)
+    assert [v.presence for v in index.find(suspect, 11.6)] == ["suspect"]
+
+
+def test_expired_reports_agents_past_ttl_and_grace() -> None:
+    """An agent whose heartbeat outlived its TTL plus the grace is reported expired."""
+    index = AgentIndex(expiry_grace=0.5)
+    index.heartbeat(info("a", ttl=2.0), 0.0)
+    index.heartbeat(info("b", ttl=5.0), 0.0)
+    assert index.expired(2.4) == []
+    assert index.expired(2.6) == ["a"]
+    index.heartbeat(info("a", ttl=2.0), 2.0)
+    assert index.expired(2.6) == []
+
+
+def test_changing_capabilities_moves_the_agent_between_queries() -> None:
+    """A heartbeat with new capabilities updates what the agent is found by."""
+    index = AgentIndex()
+    index.heartbeat(info("a", ("x",)), 0.0)
+    index.heartbeat(info("a", ("y",)), 1.0)
+    assert index.find(FindAgents(capability="x"), 1.0) == []
+    assert len(index.find(FindAgents(capability="y"), 1.0)) == 1
+    index.clear()
+    assert index.find(FindAgents(capability="y"), 1.0) == []
+
+
+def test_index_refuses_bad_settings() -> None:
+    """Non-positive suspicion factor and negative grace are configuration errors."""
+    with pytest.raises(ValueError, match="suspect_after"):
+        AgentIndex(suspect_after=0)
+    with pytest.raises(ValueError, match="expiry_grace"):
+        AgentIndex(expiry_grace=-1)

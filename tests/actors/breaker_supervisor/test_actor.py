@@ -1,0 +1,209 @@
+"""The breaker supervisor on a real NATS server: the self-healing scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from actors.breaker_supervisor.actor import DURABLE, BreakerSupervisor
+from actors.breaker_supervisor.config import SupervisorConfig
+from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
+from actors.runtime.bus import Bus
+from actors.runtime.codec import Codec
+from actors.runtime.testing import ManualClock, eventually
+from protocols.breakers import (
+    CONTROL_SUBJECT,
+    EVENTS_SUBJECTS,
+    LIST_SUBJECT,
+    BreakerControl,
+    BreakerList,
+    BreakerState,
+    BreakerTransitionEvent,
+    ListBreakers,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def until_state(view: BreakerView, key: str, state: BreakerState) -> None:
+    """Wait until the view has received ``state`` for ``key`` from the supervisor."""
+
+    async def check() -> bool:
+        status = view.status(key)
+        return status is not None and status.state == state
+
+    await eventually(check, timeout=5.0)
+
+
+async def guarded(view: BreakerView, key: str, executed: list[str]) -> bool:
+    """Run a unit of work through the breaker gate, as a runner does."""
+    if not await view.admit(key):
+        return False
+    executed.append(key)
+    return True
+
+
+async def fail_n(reporter: OutcomeReporter, key: str, n: int, *, duration: float = 0.1,
+                 ok: bool = False) -> None:
+    for _ in range(n):
+        reporter.report(key, ok=ok, duration_s=duration, error_class=None if ok else "transient")
+    await reporter.flush()
+
+
+async def test_repeated_failures_open_the_breaker_and_calls_fail_fast(
+    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter
+) -> None:
+    """After repeated failures of one image its calls fail fast; other images run."""
+    executed: list[str] = []
+    await fail_n(reporter, "image:broken", 4)
+    await until_state(view, "image:broken", "open")
+    assert not view.allows("image:broken")
+    assert [await guarded(view, "image:broken", executed) for _ in range(5)] == [False] * 5
+    assert await guarded(view, "image:fine", executed)
+    assert executed == ["image:fine"]
+    assert view.retry_at("image:broken") == supervisor.clock.time() + 10.0
+
+
+async def test_open_breaker_half_opens_on_time_without_traffic(
+    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter,
+    clock: ManualClock, bus: Bus,
+) -> None:
+    """The clock-driven timer publishes half-open when the wait is over, with no reports."""
+    events: list[BreakerTransitionEvent] = []
+    codec = Codec.of(BreakerTransitionEvent)
+
+    async def on_event(msg: object) -> None:
+        events.append(codec.decode(msg.data))  # type: ignore[attr-defined]
+
+    sub = await bus.nc.subscribe(EVENTS_SUBJECTS, cb=on_event)
+    await fail_n(reporter, "image:a", 4)
+    await until_state(view, "image:a", "open")
+    clock.advance(9.0)
+    await asyncio.sleep(0.05)
+    assert view.status("image:a").state == "open"  # type: ignore[union-attr]
+    clock.advance(1.0)
+    await until_state(view, "image:a", "half_open")
+    await eventually(lambda: asyncio.sleep(0, len(events) >= 2), timeout=5.0)
+    await sub.unsubscribe()
+    assert [(e.from_state, e.to_state) for e in events] == [("closed", "open"),
+                                                            ("open", "half_open")]
+
+
+async def test_probe_success_closes_and_probe_failure_reopens_with_longer_wait(
+    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter,
+    clock: ManualClock,
+) -> None:
+    """Half-open lets exactly the permitted probes run; their outcome decides."""
+    executed: list[str] = []
+    await fail_n(reporter, "image:a", 4)
+    await until_state(view, "image:a", "open")
+    clock.advance(10.0)
+    await until_state(view, "image:a", "half_open")
+    assert [await guarded(view, "image:a", executed) for _ in range(3)] == [True, True, False]
+    await fail_n(reporter, "image:a", 2)
+    await until_state(view, "image:a", "open")
+    status = view.status("image:a")
+    assert status is not None
+    assert status.open_until == clock.time() + 20.0
+    assert status.open_streak == 2
+    clock.advance(20.0)
+    await until_state(view, "image:a", "half_open")
+    assert await guarded(view, "image:a", executed)
+    assert await guarded(view, "image:a", executed)
+    await fail_n(reporter, "image:a", 2, ok=True)
+    await until_state(view, "image:a", "closed")
+    assert view.allows("image:a")
+    assert len(executed) == 4
+    await eventually(lambda: asyncio.sleep(0, not view._claims), timeout=5.0)
+
+
+async def test_slow_calls_above_the_threshold_open_the_breaker(
+    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter
+) -> None:
+    """Successful calls slower than the slow-call duration open it by slow rate."""
+    await fail_n(reporter, "backend:dagger", 2, ok=True, duration=0.2)
+    await fail_n(reporter, "backend:dagger", 2, ok=True, duration=3.0)
+    await until_state(view, "backend:dagger", "open")
+
+
+async def test_control_and_list_endpoints_force_open_disable_and_reset(
+    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter, bus: Bus
+) -> None:
+    """Operators force open, disable and reset breakers and list them by prefix."""
+    async def control(key: str, action: str) -> BreakerList:
+        return await bus.request(CONTROL_SUBJECT, BreakerControl(key=key, action=action),  # type: ignore[arg-type]
+                                 BreakerList)
+
+    assert (await control("agent:x", "force_open")).items[0].state == "forced_open"
+    await until_state(view, "agent:x", "forced_open")
+    assert not view.allows("agent:x")
+    assert not await view.admit("agent:x")
+    assert (await control("agent:x", "disable")).items[0].state == "disabled"
+    await fail_n(reporter, "agent:x", 6)
+    await until_state(view, "agent:x", "disabled")
+    assert view.allows("agent:x")
+    assert (await control("agent:x", "reset")).items[0].state == "closed"
+    await fail_n(reporter, "image:y", 1)
+    await eventually(lambda: asyncio.sleep(0, view.status("image:y")), timeout=5.0)
+    listed = await bus.request(LIST_SUBJECT, ListBreakers(), BreakerList)
+    assert [s.key for s in listed.items] == ["agent:x", "image:y"]
+    only = await bus.request(LIST_SUBJECT, ListBreakers(prefix="image:"), BreakerList)
+    assert [(s.key, s.calls) for s in only.items] == [("image:y", 1)]
+
+
+async def test_state_and_windows_survive_a_restart(
+    bus: Bus, clock: ManualClock, config: SupervisorConfig, view: BreakerView,
+    reporter: OutcomeReporter,
+) -> None:
+    """A restarted supervisor reloads windows: failures before and after add up."""
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as first:
+        await fail_n(reporter, "image:a", 3)
+        await fail_n(reporter, "image:b", 4)
+        await until_state(view, "image:b", "open")
+        await eventually(lambda: asyncio.sleep(0, first.metrics.reports == 7), timeout=5.0)
+    clock.advance(10.0)  # image:b's wait passes while no supervisor runs
+    assert view.state("image:b") == "half_open"
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as second:
+        await until_state(view, "image:b", "half_open")
+        assert second.breakers["image:a"].status(clock.time()).calls == 3
+        await fail_n(reporter, "image:a", 1)
+        await until_state(view, "image:a", "open")
+
+
+async def test_metrics_appear_in_srv_stats_and_opentelemetry(
+    bus: Bus, clock: ManualClock, config: SupervisorConfig, view: BreakerView,
+    reporter: OutcomeReporter,
+) -> None:
+    """Calls, failure rate, slow rate and state are in $SRV.STATS and OTel metrics."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    actor = BreakerSupervisor(clock=clock, config=config, meter_provider=provider)
+    async with actor.running(bus):
+        reporter.report("image:a", ok=False, duration_s=0.1, error_class="transient")
+        reporter.report("image:a", ok=False, duration_s=0.1, error_class="cancelled")
+        reporter.report("image:a", ok=True, duration_s=2.0)
+        await reporter.flush()
+        await eventually(lambda: asyncio.sleep(0, actor.metrics.reports == 3), timeout=5.0)
+        msg = await bus.nc.request("$SRV.STATS.breaker_supervisor", b"", timeout=5.0)
+        stats = json.loads(msg.data)
+        [consumer] = [e for e in stats["endpoints"] if e["name"] == DURABLE]
+        data = consumer["data"]
+        assert (data["reports"], data["failures"], data["ignored"], data["slow_calls"]) == (
+            3, 1, 1, 1)
+        assert data["by_key"]["image:a"] == {"state": "closed", "calls": 2,
+                                             "failure_rate": 0.5, "slow_rate": 0.5}
+    metrics_data = reader.get_metrics_data()
+    points: dict[str, list[tuple[dict[str, object], float]]] = {}
+    for rm in metrics_data.resource_metrics:  # type: ignore[union-attr]
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points[metric.name] = [(dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+                                       for p in metric.data.data_points]
+    provider.shutdown()
+    assert sum(v for _, v in points["troupe.breaker.calls"]) == 3
+    assert points["troupe.breaker.failure_rate"] == [({"breaker.key": "image:a"}, 0.5)]
+    assert points["troupe.breaker.state"] == [({"breaker.key": "image:a"}, 0)]

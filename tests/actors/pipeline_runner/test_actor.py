@@ -1,0 +1,245 @@
+"""The pipeline runner actor in-process on a real nats-server: runs, events, results, cache."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from actors.pipeline_runner import PipelineRunner
+from actors.runtime.bus import Bus
+from actors.runtime.errors import NotFound
+from actors.runtime.testing import eventually
+from actors.topology import BREAKERS, WORKFLOWS
+from protocols.breakers import BreakerStatus, breaker_kv_key
+from protocols.pipelines import (
+    CANCEL_SUBJECT,
+    RESULT_SUBJECT,
+    CancelRun,
+    GetResult,
+    PipelineResult,
+    StepSpec,
+)
+from protocols.status import StepProgress, StepTransition, WorkflowTransition, WorkflowView
+from tests.actors.pipeline_runner.conftest import (
+    make_run,
+    processes_with,
+    publish,
+    status_events,
+    stored_result,
+    wait_result,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_run_passes_outputs_between_steps_and_stores_the_result(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """Outputs of one step are the next step's inputs; every step is in the result."""
+    steps = [
+        StepSpec(name="extract", run="printf 'a\\nb\\nc\\n' > data.txt", outputs=["data.txt"]),
+        StepSpec(
+            name="transform",
+            run="tr a-z A-Z < data.txt > up.txt",
+            needs=["extract"],
+            inputs=["data.txt"],
+            outputs=["up.txt"],
+        ),
+        StepSpec(
+            name="report",
+            run="wc -l < up.txt > report.txt; cat up.txt",
+            needs=["transform"],
+            inputs=["up.txt"],
+            outputs=["report.txt"],
+        ),
+    ]
+    await publish(bus, make_run("wf-pass", steps))
+    result = await wait_result(bus, "wf-pass")
+    assert result.state == "succeeded", result
+    assert [s.name for s in result.steps] == ["extract", "transform", "report"]
+    assert result.steps[2].stdout_tail == "A\nB\nC"
+    report = result.steps[2].artifacts[0]
+    data = await runner.context.store.download(report)
+    assert data.strip() == b"3"
+    assert result.backend == "local"
+    reply = await bus.request(RESULT_SUBJECT, GetResult(workflow_id="wf-pass"), PipelineResult)
+    assert reply == result
+
+
+async def test_result_endpoint_answers_not_found_for_an_unknown_workflow(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """GetResult for a workflow without a result is a typed not_found error."""
+    with pytest.raises(NotFound):
+        await bus.request(RESULT_SUBJECT, GetResult(workflow_id="nope"), PipelineResult)
+
+
+async def test_status_events_follow_the_run_and_report_progress(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """preparing, running, step transitions, progress lines and a terminal transition."""
+    steps = [StepSpec(name="work", run="echo '::progress 40'; echo '::message {\"k\": 1}'; exit 3")]
+    await publish(bus, make_run("wf-events", steps))
+    result = await wait_result(bus, "wf-events")
+    assert result.state == "failed"
+    assert result.steps[0].exit_code == 3
+    assert result.error_class == "permanent"
+    events = await status_events(bus, "wf-events")
+    workflow = [e.state for e in events if isinstance(e, WorkflowTransition)]
+    assert workflow == ["preparing", "running", "failed"]
+    step = [(e.state, e.exit_code) for e in events if isinstance(e, StepTransition)]
+    assert step == [("running", None), ("failed", 3)]
+    progress = [e for e in events if isinstance(e, StepProgress)]
+    assert [p.percent for p in progress] == [40.0, None]
+    assert progress[1].message == {"k": 1}
+
+
+async def test_dependants_of_a_failed_step_are_skipped_and_independent_steps_run(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """A failure skips what needs it, not what does not."""
+    steps = [
+        StepSpec(name="bad", run="exit 1"),
+        StepSpec(name="after", run="true", needs=["bad"]),
+        StepSpec(name="other", run="true"),
+    ]
+    await publish(bus, make_run("wf-skip", steps))
+    result = await wait_result(bus, "wf-skip")
+    states = {s.name: s.state for s in result.steps}
+    assert states == {"bad": "failed", "after": "skipped", "other": "succeeded"}
+    assert result.state == "failed"
+
+
+async def test_second_identical_step_is_served_from_the_cache(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """Same command, env and inputs: the second workflow does not execute the step."""
+    counter = tmp_path / "count"
+    step = StepSpec(name="s", run=f"echo x >> {counter}; echo hi > out.txt", outputs=["out.txt"])
+    await publish(bus, make_run("wf-c1", [step]))
+    first = await wait_result(bus, "wf-c1")
+    await publish(bus, make_run("wf-c2", [step]))
+    second = await wait_result(bus, "wf-c2")
+    assert not first.steps[0].cache_hit
+    assert second.steps[0].cache_hit
+    assert second.steps[0].artifacts == first.steps[0].artifacts
+    assert counter.read_text() == "x\n"
+    stats = runner.stats_data()["pipeline-runner"]
+    assert stats["cache_hits"] == 1
+    assert stats["cache_misses"] == 1
+
+
+async def test_cancel_kills_the_step_processes_and_ends_cancelled(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """CancelRun stops a running workflow: processes gone, state cancelled."""
+    marker = "troupe-cancel-marker-71"
+    steps = [
+        StepSpec(name="long", run=f"sleep 30 # {marker}"),
+        StepSpec(name="never", run="true", needs=["long"]),
+    ]
+    await publish(bus, make_run("wf-cancel", steps))
+
+    async def started() -> bool:
+        return bool(processes_with(marker))
+
+    await eventually(started, timeout=10)
+    await bus.publish(CANCEL_SUBJECT, CancelRun(workflow_id="wf-cancel", reason="user"))
+    result = await wait_result(bus, "wf-cancel")
+    assert result.state == "cancelled"
+    assert result.reason == "user"
+    assert {s.name: s.state for s in result.steps} == {"long": "cancelled", "never": "cancelled"}
+    assert processes_with(marker) == []
+    events = await status_events(bus, "wf-cancel")
+    assert [e.state for e in events if isinstance(e, WorkflowTransition)][-1] == "cancelled"
+
+
+async def test_step_timeout_kills_children_and_workflow_deadline_times_out(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """A step timeout and a workflow deadline both end timed_out with no stray process."""
+    marker = "troupe-timeout-marker-72"
+    steps = [
+        StepSpec(name="slow", run=f"(sleep 30 # {marker}\n) & sleep 30 # {marker}", timeout=0.5)
+    ]
+    await publish(bus, make_run("wf-timeout", steps))
+    deadline_steps = [StepSpec(name="slow", run=f"sleep 30 # {marker}-d")]
+    await publish(bus, make_run("wf-deadline", deadline_steps, deadline=time.time() + 1.0))
+    timed = await wait_result(bus, "wf-timeout")
+    assert timed.state == "timed_out"
+    assert timed.steps[0].state == "timed_out"
+    assert timed.error_class == "timeout"
+    late = await wait_result(bus, "wf-deadline")
+    assert late.state == "timed_out"
+    assert late.reason == "workflow deadline passed"
+    assert processes_with(marker) == []
+
+
+async def test_run_of_a_workflow_already_cancelled_is_acknowledged_without_running(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """A terminal workflow view makes the runner skip the run."""
+    kv = await bus.key_value(WORKFLOWS)
+    view = WorkflowView(workflow_id="wf-gone", state="cancelled", created_at=1.0, updated_at=1.0)
+    await kv.put("wf-gone", msgspec.msgpack.encode(view))
+    side = tmp_path / "ran"
+    await publish(bus, make_run("wf-gone", [StepSpec(name="s", run=f"touch {side}")]))
+
+    async def skipped() -> bool:
+        return runner.context.counters.get("runs_skipped", 0) == 1
+
+    await eventually(skipped, timeout=10)
+    assert not side.exists()
+    assert await stored_result(bus, "wf-gone") is None
+
+
+async def test_open_breaker_fails_the_step_fast_with_circuit_open(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """A step whose image breaker is open is not executed."""
+    kv = await bus.key_value(BREAKERS)
+    status = BreakerStatus(key="image:broken:1", state="forced_open", since=time.time())
+    await kv.put(breaker_kv_key(status.key), msgspec.msgpack.encode(status))
+    side = tmp_path / "ran"
+
+    async def seen() -> bool:
+        return runner._view is not None and not runner._view.allows("image:broken:1")
+
+    await eventually(seen, timeout=5)
+    await publish(
+        bus, make_run("wf-open", [StepSpec(name="s", run=f"touch {side}", image="broken:1")])
+    )
+    result = await wait_result(bus, "wf-open")
+    assert result.state == "failed"
+    assert result.reason == "circuit_open"
+    assert result.steps[0].error_class == "unavailable"
+    assert not side.exists()
+
+
+async def test_transient_failure_with_a_retry_policy_is_retried_through_jetstream(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """A flaky step retried by its policy: shown retrying, earlier steps not run again."""
+    first, flaky = tmp_path / "first", tmp_path / "flaky"
+    steps = [
+        StepSpec(name="first", run=f"echo 1 >> {first}", cache=False),
+        StepSpec(
+            name="flaky",
+            needs=["first"],
+            retry="quick",
+            cache=False,
+            run=f"echo 1 >> {flaky}; [ $(wc -l < {flaky}) -ge 2 ] || exit 75",
+        ),
+    ]
+    await publish(bus, make_run("wf-retry", steps))
+    result = await wait_result(bus, "wf-retry")
+    assert result.state == "succeeded"
+    assert first.read_text() == "1\n"
+    assert flaky.read_text() == "1\n1\n"
+    events = await status_events(bus, "wf-retry")
+    states = [e.state for e in events if isinstance(e, WorkflowTransition)]
+    assert "retrying" in states
+    assert states[-1] == "succeeded"

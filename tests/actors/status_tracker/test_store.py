@@ -1,0 +1,87 @@
+"""KV access: revision-checked writes, per-key retention, durations and history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from actors.runtime.bus import Bus
+from actors.runtime.config import ConnectionConfig
+from actors.runtime.testing import ManualClock, eventually
+from actors.status_tracker.store import DurationStore, WorkflowStore, read_history
+from actors.topology import DURATIONS, STATUS_EVENTS, WORKFLOWS
+from protocols.status import StepProgress, WorkflowTransition
+from tests.actors.status_tracker.histories import history, send_all
+
+pytestmark = pytest.mark.integration
+
+
+async def _store(bus: Bus, retention_s: float = 3600.0) -> WorkflowStore:
+    kv = await bus.key_value(WORKFLOWS)
+    return WorkflowStore(kv, bus.js, WORKFLOWS.name, retention_s=retention_s, messages_kept=100)
+
+
+async def test_concurrent_writers_on_one_key_lose_no_update(bus: Bus, nats_url: str) -> None:
+    """Two stores on two connections applying 60 events to one workflow keep all 60."""
+    other = await Bus.connect(ConnectionConfig(url=nats_url))
+    try:
+        stores = [await _store(bus), await _store(other)]
+        now = time.time()
+        events = [
+            StepProgress(workflow_id="hot", step="a", at=now + i, message={"i": i})
+            for i in range(60)
+        ]
+        await asyncio.gather(*(stores[i % 2].apply(e, now) for i, e in enumerate(events)))
+        found = await stores[0].get("hot")
+        assert found is not None
+        view, revision = found
+        assert sorted(m["message"]["i"] for m in view.messages) == list(range(60))
+        assert view.events == 60
+        assert revision > 0
+        assert stores[0].conflicts + stores[1].conflicts > 0
+    finally:
+        await other.close()
+
+
+async def test_finished_workflow_expires_after_retention(bus: Bus) -> None:
+    """A terminal view's write carries a TTL: the key disappears after retention_s."""
+    store = await _store(bus, retention_s=1.0)
+    now = time.time()
+    for event in history("short", now, steps=("a",)):
+        await store.apply(event, now)
+    assert await store.get("short") is not None
+
+    async def gone() -> bool:
+        return await store.get("short") is None
+
+    await eventually(gone, timeout=10.0, interval=0.2)
+
+
+async def test_late_event_of_an_expired_workflow_is_ignored(bus: Bus) -> None:
+    """An event older than the retention time does not bring a workflow back."""
+    store = await _store(bus, retention_s=10.0)
+    late = WorkflowTransition(workflow_id="old", state="running", at=100.0, source="t")
+    assert await store.apply(late, now=1000.0) is None
+    assert await store.get("old") is None
+
+
+async def test_durations_are_recorded_per_template(bus: Bus) -> None:
+    """Samples accumulate up to ``keep`` and read back."""
+    kv = await bus.key_value(DURATIONS)
+    durations = DurationStore(kv, bus.js, DURATIONS.name, ManualClock(), keep=3, cache_s=0.0)
+    for d in (1.0, 2.0, 3.0, 4.0):
+        await durations.record("build it", d)
+    assert await durations.samples("build it") == [2.0, 3.0, 4.0]
+    assert await durations.samples("never-ran") == []
+
+
+async def test_history_is_read_back_from_the_status_stream(bus: Bus) -> None:
+    """read_history returns one workflow's events in stream order, others excluded."""
+    await bus.ensure_stream(STATUS_EVENTS)
+    mine = history("mine", 0.0, steps=("a",))
+    await send_all(bus, mine)
+    await send_all(bus, history("theirs", 0.0, steps=("a",)))
+    assert await read_history(bus.js, "mine") == mine
+    assert await read_history(bus.js, "nobody") == []
