@@ -37,6 +37,7 @@ CATALOG: tuple[Route, ...] = (
     ),
     Route(message=tasks.CancelTask, subject=tasks.CANCEL_SUBJECT, pattern="request"),
     Route(message=tasks.CancelAccepted, subject=tasks.CANCEL_SUBJECT, pattern="reply"),
+    Route(message=tasks.TaskRecord, subject=tasks.TASKS_BUCKET, pattern="kv"),
     Route(
         message=pipelines.PipelineRun,
         subject=pipelines.RUN_SUBJECT,
