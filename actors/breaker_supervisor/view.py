@@ -86,6 +86,8 @@ class BreakerView:
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._synced = asyncio.Event()
+        self._target = 0
+        self._revision = 0
         self._listeners: list[Callable[[BreakerStatus], None]] = []
         self.updates = 0
         """Breaker status updates received since start."""
@@ -101,6 +103,11 @@ class BreakerView:
         if self._kv is None:
             assert isinstance(self._source, Bus)
             self._kv = await self._source.key_value(BREAKERS)
+        # The bucket's last revision is the point the view must reach before it
+        # may answer: the watcher's own "initial values done" marker can come
+        # before a value already in flight.
+        bucket = await self._kv.status()
+        self._target = bucket.stream_info.state.last_seq
         self._watcher = watcher = await self._kv.watchall()
         self._task = asyncio.create_task(self._follow(watcher), name="breaker-view")
         await asyncio.wait_for(self._synced.wait(), timeout)
@@ -135,13 +142,18 @@ class BreakerView:
         # the watcher; None marks the end of the initial contents.
         async for entry in watcher:
             if entry is None:
-                self._synced.set()
+                if self._revision >= self._target:
+                    self._synced.set()
+                else:
+                    # The last revision may be gone (purged); do not wait for ever.
+                    asyncio.get_running_loop().call_later(1.0, self._synced.set)
                 continue
+            self._revision = max(self._revision, entry.revision or 0)
             try:
                 self._apply(entry.key, entry.value, entry.operation)
             except (msgspec.DecodeError, ValueError) as exc:
                 log.warning("breaker view: ignoring undecodable entry %s: %s", entry.key, exc)
-            if entry.delta == 0:
+            if self._revision >= self._target:
                 self._synced.set()
 
     def _apply(self, kv_key: str, value: bytes | None, operation: Any) -> None:

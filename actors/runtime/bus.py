@@ -53,11 +53,17 @@ async def connect(config: ConnectionConfig, *, name: str | None = None) -> Clien
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.connect_timeout
+    holder: list[Client] = []
+
+    async def disconnected() -> None:
+        # A disconnect caused by our own close/drain is not news.
+        if holder and not (holder[0].is_closed or holder[0].is_draining):
+            log.warning("nats: disconnected, reconnecting")
     delay = 0.05
     last: Exception | None = None
     while True:
         try:
-            return await nats.connect(
+            nc = await nats.connect(
                 servers=config.servers,
                 name=name or config.name,
                 user=config.user,
@@ -69,9 +75,11 @@ async def connect(config: ConnectionConfig, *, name: str | None = None) -> Clien
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 error_cb=_log_error,
-                disconnected_cb=_log_disconnected,
+                disconnected_cb=disconnected,
                 reconnected_cb=_log_reconnected,
             )
+            holder.append(nc)
+            return nc
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             last = exc
         if loop.time() + delay > deadline:
@@ -82,10 +90,6 @@ async def connect(config: ConnectionConfig, *, name: str | None = None) -> Clien
 
 async def _log_error(exc: Exception) -> None:
     log.warning("nats: %s: %s", type(exc).__name__, exc)
-
-
-async def _log_disconnected() -> None:
-    log.warning("nats: disconnected, reconnecting")
 
 
 async def _log_reconnected() -> None:

@@ -41,7 +41,10 @@ async def ping_actors(config: ConnectionConfig, timeout: float = 1.0) -> dict[st
                 msg = await sub.next_msg(timeout=remaining)
             except nats.errors.TimeoutError:
                 break
-            name = json.loads(msg.data).get("name", "?")
+            try:
+                name = json.loads(msg.data).get("name", "?")
+            except ValueError:
+                continue  # the server's "no responders" status, or a non-micro reply
             counts[name] = counts.get(name, 0) + 1
     finally:
         await nc.close()

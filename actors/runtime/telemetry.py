@@ -57,7 +57,10 @@ def recording() -> bool:
     Without one, the span helpers below skip span creation altogether and only
     forward an incoming trace context, which keeps tracing nearly free.
     """
-    return not isinstance(trace.get_tracer_provider(), _NOOP_PROVIDERS)
+    # Read on every message, so the global is read directly: the public getter
+    # consults os.environ on each call while no provider is installed.
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    return provider is not None and not isinstance(provider, _NOOP_PROVIDERS)
 
 
 def _exporter_requested(env: Mapping[str, str]) -> bool:
