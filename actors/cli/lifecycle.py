@@ -52,7 +52,10 @@ def _run(args: argparse.Namespace) -> int:
 async def _up(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     url = args.nats_url or os.environ.get("TROUPE_NATS_URL")
-    troupe = Troupe(sorted(ACTORS), state_dir=state_dir, port=args.port, nats_url=url)
+    env = dict(os.environ)
+    if args.templates:
+        env["TROUPE_TEMPLATES"] = os.pathsep.join(str(Path(t).resolve()) for t in args.templates)
+    troupe = Troupe(sorted(ACTORS), state_dir=state_dir, port=args.port, nats_url=url, env=env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,6 +119,8 @@ def _detach(args: argparse.Namespace) -> int:
     ]
     if args.nats_url:
         argv += ["--nats-url", args.nats_url]
+    for templates in args.templates or ():
+        argv += ["--templates", str(Path(templates).resolve())]
     log_path = state_dir / "troupe.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(

@@ -64,6 +64,9 @@ def troupe_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+        finally:
+            assert proc.stdout is not None
+            proc.stdout.close()
         assert code == 0
 
 

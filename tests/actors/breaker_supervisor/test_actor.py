@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,6 +20,7 @@ from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from actors.runtime.testing import ManualClock, eventually
+from actors.topology import BREAKER_REPORTS
 from protocols.breakers import (
     CONTROL_SUBJECT,
     EVENTS_SUBJECTS,
@@ -207,3 +213,64 @@ async def test_metrics_appear_in_srv_stats_and_opentelemetry(
     assert sum(v for _, v in points["troupe.breaker.calls"]) == 3
     assert points["troupe.breaker.failure_rate"] == [({"breaker.key": "image:a"}, 0.5)]
     assert points["troupe.breaker.state"] == [({"breaker.key": "image:a"}, 0)]
+
+
+CHAOS_CONFIG = """
+default: {window_size: 1000, minimum_calls: 1000, failure_rate_threshold: 1.0}
+prefixes: {}
+"""
+
+
+def _spawn(nats_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "actors", "run", "breaker_supervisor", "--nats-url", nats_url],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.processes
+@pytest.mark.chaos
+async def test_sigkilled_supervisor_restarts_consistent_without_losing_reports(
+    bus: Bus, nats_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL while reports flow: after restart every report counts exactly once."""
+    config_file = tmp_path / "breakers.yaml"
+    config_file.write_text(CHAOS_CONFIG)
+    env = {**os.environ, "TROUPE_BREAKERS_CONFIG": str(config_file)}
+    keys = [f"image:k{i}" for i in range(4)]
+    per_key = 60
+    proc = _spawn(nats_url, env)
+    try:
+        async with BreakerView(bus) as view, OutcomeReporter(bus) as reporter:
+
+            async def progressed() -> bool:
+                return sum(s.calls for s in view.statuses()) >= 40
+
+            for n in range(per_key):
+                for key in keys:
+                    reporter.report(key, ok=n % 2 == 0, duration_s=0.01, error_class="transient")
+                if n == 15:
+                    await reporter.flush(10.0)
+                    await eventually(progressed, timeout=20.0)
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(10)
+            await reporter.flush(10.0)
+            proc = _spawn(nats_url, env)
+
+            async def drained() -> bool:
+                return all((s := view.status(k)) is not None and s.calls == per_key
+                           for k in keys)
+
+            await eventually(drained, timeout=30.0)
+            info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
+            assert (info.num_pending, info.num_ack_pending) == (0, 0)
+            for key in keys:
+                status = view.status(key)
+                assert status is not None
+                assert (status.state, status.calls, status.failure_rate) == ("closed", 60, 0.5)
+            listed = await bus.request(LIST_SUBJECT, ListBreakers(), BreakerList)
+            assert [s.calls for s in listed.items] == [per_key] * 4
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)

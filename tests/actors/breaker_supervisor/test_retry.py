@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.breaker_supervisor.classify import classify_exit
 from actors.breaker_supervisor.retry import (
     DEFAULT_POLICY,
     NO_RETRY,
@@ -15,7 +19,14 @@ from actors.breaker_supervisor.retry import (
     RetryPolicy,
     policy_named,
 )
-from actors.runtime.errors import ConfigError
+from actors.breaker_supervisor.view import OutcomeReporter
+from actors.runtime.actor import Actor
+from actors.runtime.bus import Bus
+from actors.runtime.errors import ConfigError, RetryLater
+from actors.runtime.handlers import MessageContext, consumer
+from actors.runtime.testing import eventually
+from actors.runtime.topology import StreamSpec
+from protocols.base import Message
 from protocols.errors import ERROR_CLASSES
 
 
@@ -97,3 +108,86 @@ def test_invalid_policies_fail_naming_the_field(kwargs: dict[str, object], field
     """A bad value fails at construction with the field's name."""
     with pytest.raises(ConfigError, match=field):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+# -- retries scheduled through JetStream ------------------------------------------------
+
+FLAKY_STREAM = StreamSpec(name="TEST_FLAKY_STEPS", subjects=("test.steps",),
+                          retention="workqueue")
+
+
+class StepJob(Message, tag="test.breakers.v1.step_job"):
+    """A unit of work that fails ``failures`` times with ``exit_code`` first."""
+
+    job_id: str
+    failures: int
+    exit_code: int
+
+
+class StepWorker(Actor):
+    """Runs jobs as a runner runs steps: classify, report, retry via RetryLater."""
+
+    name = "step_worker"
+
+    def __init__(self, policy: RetryPolicy, reporter: OutcomeReporter) -> None:
+        super().__init__()
+        self.policy = policy
+        self.reporter = reporter
+        self.deliveries: dict[str, list[float]] = {}
+        self.delays: dict[str, list[float]] = {}
+        self.outcome: dict[str, str] = {}
+
+    @consumer(FLAKY_STREAM, durable="step-worker", max_deliver=10)
+    async def run(self, job: StepJob, ctx: MessageContext) -> None:
+        self.deliveries.setdefault(job.job_id, []).append(time.monotonic())
+        attempt = ctx.num_delivered
+        error_class = classify_exit(job.exit_code if attempt <= job.failures else 0)
+        self.reporter.report(f"step:{job.job_id}", ok=error_class is None, duration_s=0.01,
+                             error_class=error_class)
+        if error_class is None:
+            self.outcome[job.job_id] = "succeeded"
+            return
+        delay = self.policy.next_delay(attempt, error_class, Fixed(0.99))
+        if delay is None:
+            self.outcome[job.job_id] = f"failed:{error_class}"
+            return
+        self.delays.setdefault(job.job_id, []).append(delay)
+        raise RetryLater(delay)
+
+
+@pytest.mark.integration
+async def test_flaky_step_succeeds_after_exactly_two_retries_honouring_backoff(
+    bus: Bus, reporter: OutcomeReporter
+) -> None:
+    """Two transient failures (exit 75), then success: 3 deliveries, delays waited out."""
+    policy = RetryPolicy(max_attempts=5, base_delay=0.3, multiplier=2.0, max_delay=2.0)
+    worker = StepWorker(policy, reporter)
+    async with worker.running(bus):
+        await bus.send("test.steps", StepJob(job_id="flaky", failures=2, exit_code=75))
+        await eventually(lambda: asyncio.sleep(0, worker.outcome.get("flaky")), timeout=10.0)
+    assert worker.outcome["flaky"] == "succeeded"
+    times = worker.deliveries["flaky"]
+    assert len(times) == 3
+    assert worker.delays["flaky"] == pytest.approx([0.297, 0.594])
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, delay in zip(gaps, worker.delays["flaky"], strict=True):
+        assert gap >= delay - 0.02
+
+
+@pytest.mark.integration
+async def test_permanent_failure_is_not_retried(bus: Bus, reporter: OutcomeReporter) -> None:
+    """Exit code 1 is permanent: one delivery, acknowledged, nothing redelivered."""
+    worker = StepWorker(DEFAULT_POLICY, reporter)
+    async with worker.running(bus):
+        await bus.send("test.steps", StepJob(job_id="broken", failures=9, exit_code=1))
+        await eventually(lambda: asyncio.sleep(0, worker.outcome.get("broken")), timeout=10.0)
+
+        async def settled() -> bool:
+            info = await bus.js.consumer_info(FLAKY_STREAM.name, "step-worker")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually(settled, timeout=5.0)
+        info = await bus.js.consumer_info(FLAKY_STREAM.name, "step-worker")
+    assert worker.outcome["broken"] == "failed:permanent"
+    assert len(worker.deliveries["broken"]) == 1
+    assert info.num_redelivered == 0
