@@ -40,8 +40,8 @@ from protocols.base import Message
 REPO = Path(__file__).resolve().parents[1]
 TROUPE_SUBJECT = "bench.troupe"
 RAW_SUBJECT = "bench.raw"
-ROUND_SECONDS = 1.0
-ROUNDS = 5
+ROUND_SECONDS = 0.5
+ROUNDS = 9
 IN_FLIGHT = (1, 64)
 Report = Callable[..., None]
 

@@ -295,6 +295,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="how long to wait for the actors to answer (default 60)",
     )
+    p.add_argument(
+        "--templates",
+        action="append",
+        metavar="DIR",
+        help="extra pipeline template directory for the task manager "
+        "(repeatable; sets TROUPE_TEMPLATES)",
+    )
     p.set_defaults(handler=_up_command)
 
     p = sub.add_parser(

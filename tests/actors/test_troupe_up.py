@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -18,56 +17,9 @@ import pytest
 
 from actors.roster import ACTORS
 from actors.runtime.server import free_port
+from tests.actors.conftest import RunningTroupe
 
 pytestmark = [pytest.mark.integration, pytest.mark.processes]
-
-
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
-    """Read the process's output until a line contains ``needle``."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            lines.append(line)
-            if needle in line:
-                return lines
-            continue
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not printed; got:\n{''.join(lines)}")
-
-
-@pytest.fixture(scope="module")
-def troupe_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A foreground ``troupe up`` on a free port, stopped with SIGINT at the end."""
-    state_dir = tmp_path_factory.mktemp("troupe-up")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "actors", "up", "--state-dir", str(state_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "TROUPE_NATS_URL": ""},
-    )
-    try:
-        lines = _wait_for_line(proc, "actors running", timeout=90)
-        assert any(f"NATS listening on nats://127.0.0.1:{port}" in line for line in lines)
-        yield f"nats://127.0.0.1:{port}", state_dir
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        finally:
-            assert proc.stdout is not None
-            proc.stdout.close()
-        assert code == 0
 
 
 async def _ping(url: str) -> dict[str, list[dict[str, object]]]:
@@ -91,19 +43,19 @@ async def _ping(url: str) -> dict[str, list[dict[str, object]]]:
 
 
 async def test_ping_gets_one_reply_from_each_of_the_five_actors(
-    troupe_up: tuple[str, Path],
+    troupe_up: RunningTroupe,
 ) -> None:
     """A plain nats-py request to $SRV.PING is answered once by each actor."""
-    url, _ = troupe_up
+    url = troupe_up.url
     replies = await _ping(url)
     assert {name: len(r) for name, r in replies.items()} == dict.fromkeys(ACTORS, 1)
 
 
 async def test_actors_run_as_separate_processes_with_their_own_roles(
-    troupe_up: tuple[str, Path],
+    troupe_up: RunningTroupe,
 ) -> None:
     """Each actor is its own OS process and logs in as its own NATS user."""
-    _, state_dir = troupe_up
+    state_dir = troupe_up.state_dir
     for name in ACTORS:
         assert (state_dir / "logs" / f"{name}.log").exists()
     conns = subprocess.run(
@@ -113,9 +65,9 @@ async def test_actors_run_as_separate_processes_with_their_own_roles(
     assert sorted(running) == sorted(ACTORS)
 
 
-async def test_workflow_submitted_to_troupe_up_succeeds(troupe_up: tuple[str, Path]) -> None:
+async def test_workflow_submitted_to_troupe_up_succeeds(troupe_up: RunningTroupe) -> None:
     """A task published to the running troupe ends ``succeeded``."""
-    url, _ = troupe_up
+    url = troupe_up.url
     nc = await nats.connect(url)
     try:
         task_id = f"e2e-{uuid.uuid4().hex[:10]}"
@@ -147,10 +99,10 @@ async def test_workflow_submitted_to_troupe_up_succeeds(troupe_up: tuple[str, Pa
 
 @pytest.mark.chaos
 async def test_supervisor_restarts_an_actor_killed_with_sigkill(
-    troupe_up: tuple[str, Path],
+    troupe_up: RunningTroupe,
 ) -> None:
     """SIGKILL one actor process: the supervisor starts it again and it answers PING."""
-    url, _ = troupe_up
+    url = troupe_up.url
     before = (await _ping(url))["status_tracker"][0]["id"]
     out = subprocess.run(
         ["pgrep", "-f", "actors run status_tracker"], capture_output=True, text=True, check=True
@@ -183,6 +135,7 @@ def test_detached_troupe_answers_and_stops_with_down(tmp_path: Path) -> None:
             "--port",
             str(port),
         ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -195,6 +148,7 @@ def test_detached_troupe_answers_and_stops_with_down(tmp_path: Path) -> None:
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "actors", "down", "--state-dir", str(tmp_path)],
+            check=False,
             capture_output=True,
             text=True,
             timeout=90,

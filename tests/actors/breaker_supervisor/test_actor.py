@@ -217,7 +217,6 @@ async def test_metrics_appear_in_srv_stats_and_opentelemetry(
 
 CHAOS_CONFIG = """
 default: {window_size: 1000, minimum_calls: 1000, failure_rate_threshold: 1.0}
-prefixes: {}
 """
 
 
@@ -237,7 +236,7 @@ async def test_sigkilled_supervisor_restarts_consistent_without_losing_reports(
     config_file = tmp_path / "breakers.yaml"
     config_file.write_text(CHAOS_CONFIG)
     env = {**os.environ, "TROUPE_BREAKERS_CONFIG": str(config_file)}
-    keys = [f"image:k{i}" for i in range(4)]
+    keys = [f"op:k{i}" for i in range(4)]
     per_key = 60
     proc = _spawn(nats_url, env)
     try:
