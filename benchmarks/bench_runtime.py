@@ -110,8 +110,9 @@ def _clean_env() -> dict[str, str]:
 @contextlib.contextmanager
 def _processes(argvs: list[list[str]]) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = [
-        subprocess.Popen(argv, cwd=REPO, env=_clean_env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            argv, cwd=REPO, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         for argv in argvs
     ]
     try:
@@ -191,13 +192,25 @@ async def _request_reply(url: str, report: Report) -> float | None:
                         into.append(await _throughput(call, in_flight))
                 raw_rate, troupe_rate = statistics.median(raws), statistics.median(troupes)
                 ratio = troupe_rate / raw_rate
-                report(f"request/reply raw nats-py, {in_flight} in flight", raw_rate, "req/s",
-                       f"median of {ROUNDS}")
-                report(f"request/reply troupe, {in_flight} in flight", troupe_rate, "req/s",
-                       f"median of {ROUNDS}")
+                report(
+                    f"request/reply raw nats-py, {in_flight} in flight",
+                    raw_rate,
+                    "req/s",
+                    f"median of {ROUNDS}",
+                )
+                report(
+                    f"request/reply troupe, {in_flight} in flight",
+                    troupe_rate,
+                    "req/s",
+                    f"median of {ROUNDS}",
+                )
                 target = " (target >= 0.85)" if in_flight == 64 else ""
-                report(f"request/reply troupe/raw ratio, {in_flight} in flight", ratio, "x",
-                       f"side by side{target}")
+                report(
+                    f"request/reply troupe/raw ratio, {in_flight} in flight",
+                    ratio,
+                    "x",
+                    f"side by side{target}",
+                )
                 if in_flight == 64:
                     ratio64 = ratio
             report("idle RSS, runtime-only actor process", idle_rss, "MB", "one endpoint")
@@ -231,8 +244,10 @@ async def _idle_memory(url: str, report: Report) -> None:
                     print(f"   {name}: {exc}")
                     continue
                 if proc.poll() is not None:
-                    print(f"   {name}: skipped, `python -m actors run {name}` exited "
-                          f"with code {proc.returncode}")
+                    print(
+                        f"   {name}: skipped, `python -m actors run {name}` exited "
+                        f"with code {proc.returncode}"
+                    )
                     continue
                 await asyncio.sleep(1.0)  # let start-up garbage settle: this measures idle
                 rss = psutil.Process(proc.pid).memory_info().rss / 2**20
@@ -252,8 +267,9 @@ async def _js_throughput(nc: nats.aio.client.Client, in_flight: int) -> float:
 
 
 async def _sync_cost(report: Report) -> None:
-    with tempfile.TemporaryDirectory(prefix="troupe-bench-", dir=REPO / ".troupe"
-                                     if (REPO / ".troupe").is_dir() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="troupe-bench-", dir=REPO / ".troupe" if (REPO / ".troupe").is_dir() else None
+    ) as tmp:
         base = default_config_path()
         relaxed = Path(tmp) / "nats-nosync.conf"
         text, n = re.subn(r"^\s*sync_interval:\s*always\s*$", "", base.read_text(), flags=re.M)
@@ -272,8 +288,9 @@ async def _sync_cost(report: Report) -> None:
                     server.url, user="admin", password=server.passwords["TROUPE_ADMIN_PASSWORD"]
                 )
                 clients[key] = nc
-                await nc.jetstream().add_stream(name="BENCH_SYNC", subjects=["bench.sync"],
-                                                storage="file")
+                await nc.jetstream().add_stream(
+                    name="BENCH_SYNC", subjects=["bench.sync"], storage="file"
+                )
             for in_flight in IN_FLIGHT:
                 rates: dict[str, list[float]] = {"always": [], "default": []}
                 for r in range(ROUNDS):
@@ -282,12 +299,24 @@ async def _sync_cost(report: Report) -> None:
                         rates[key].append(await _js_throughput(clients[key], in_flight))
                 always = statistics.median(rates["always"])
                 default = statistics.median(rates["default"])
-                report(f"JetStream publish, sync_interval: always, {in_flight} in flight",
-                       always, "msg/s", "troupe's nats.conf")
-                report(f"JetStream publish, default sync, {in_flight} in flight",
-                       default, "msg/s", "same conf without sync_interval")
-                report(f"sync_interval: always cost, {in_flight} in flight",
-                       always / default, "x", "throughput kept (1.0 = free)")
+                report(
+                    f"JetStream publish, sync_interval: always, {in_flight} in flight",
+                    always,
+                    "msg/s",
+                    "troupe's nats.conf",
+                )
+                report(
+                    f"JetStream publish, default sync, {in_flight} in flight",
+                    default,
+                    "msg/s",
+                    "same conf without sync_interval",
+                )
+                report(
+                    f"sync_interval: always cost, {in_flight} in flight",
+                    always / default,
+                    "x",
+                    "throughput kept (1.0 = free)",
+                )
         finally:
             for nc in clients.values():
                 await nc.close()
@@ -311,4 +340,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         _serve(sys.argv[2], sys.argv[3])
     else:
-        asyncio.run(run(lambda *a: print(*a)))
+        asyncio.run(run(print))

@@ -41,6 +41,7 @@ __all__ = [
     "BreakerStatus",
     "BreakerTransitionEvent",
     "ControlAction",
+    "Key",
     "ListBreakers",
     "OutcomeReport",
     "WindowEntry",

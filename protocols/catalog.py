@@ -102,6 +102,11 @@ CATALOG: tuple[Route, ...] = (
         stream=agents.RESULTS_STREAM,
     ),
     Route(message=agents.AgentAssignment, subject=agents.ASSIGNMENTS_BUCKET, pattern="kv"),
+    Route(message=pipelines.ClearCache, subject=pipelines.CACHE_CLEAR_SUBJECT, pattern="request"),
+    Route(message=pipelines.CacheCleared, subject=pipelines.CACHE_CLEARED_SUBJECT, pattern="event"),
+    Route(message=pipelines.CachedStep, subject=pipelines.CACHE_BUCKET, pattern="kv"),
+    Route(message=pipelines.RunCheckpoint, subject=pipelines.CHECKPOINTS_BUCKET, pattern="kv"),
+    Route(message=breakers.BreakerSnapshot, subject=breakers.SNAPSHOTS_BUCKET, pattern="kv"),
     Route(message=errors.ErrorReply, subject="(any request subject)", pattern="reply"),
 )
 """Every message type troupe puts on the wire."""

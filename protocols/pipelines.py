@@ -35,6 +35,7 @@ __all__ = [
     "CancelRun",
     "ClearCache",
     "GetResult",
+    "Name",
     "ParamSpec",
     "ParamType",
     "ParamValue",

@@ -29,6 +29,7 @@ __all__ = [
     "WORKFLOW_STATES",
     "GetWorkflow",
     "ListWorkflows",
+    "Percent",
     "StatusEvent",
     "StepProgress",
     "StepState",

@@ -28,6 +28,7 @@ __all__ = [
     "CancelAccepted",
     "CancelTask",
     "RejectionCode",
+    "TaskId",
     "TaskRecord",
     "TaskState",
     "TaskSubmitted",

@@ -124,6 +124,9 @@ class BreakerSupervisor(Actor):
         durable=DURABLE,
         concurrency=16,
         max_deliver=20,
+        # Folding a report takes milliseconds: a killed supervisor's in-flight
+        # reports come back after 5 s, not the default 30.
+        ack_wait=5.0,
         backoff=(0.2, 0.5, 1.0, 2.0, 5.0),
     )
     async def apply(self, report: OutcomeReport, ctx: MessageContext) -> None:
@@ -230,32 +233,40 @@ class BreakerSupervisor(Actor):
     async def _run_timer(self) -> None:
         """Apply time-driven transitions when they are due, with or without traffic."""
         while True:
-            self._wake.clear()
-            now = self.clock.time()
-            due = [
-                k
-                for k, b in self.breakers.items()
-                if k in self._dirty or ((d := b.next_deadline()) is not None and d <= now)
-            ]
-            for key in due:
-                breaker = self.breakers[key]
-                async with self._lock(key):
-                    now = self.clock.time()
-                    try:
-                        await self._commit(breaker, breaker.advance(now), now)
-                    except Unavailable as exc:
-                        log.warning("breaker timer: %s", exc)
-            if self._dirty:
-                await asyncio.sleep(0.5)  # KV unreachable: retry soon, not in a spin
-                continue
-            if due:
-                continue
-            deadlines = [d for b in self.breakers.values() if (d := b.next_deadline()) is not None]
-            wait = min(min(deadlines, default=now + _MAX_TIMER_SLEEP) - now, _MAX_TIMER_SLEEP)
-            sleeper = asyncio.ensure_future(self.clock.sleep(max(wait, 0.0)))
-            waker = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+                await self._timer_pass()
+            except Exception:  # the timer must outlive any one failure (logged with traceback)
+                log.exception("breaker timer failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _timer_pass(self) -> None:
+        """Commit due or unsaved breakers, then wait for the next deadline or a wake-up."""
+        self._wake.clear()
+        now = self.clock.time()
+        due = [
+            k
+            for k, b in self.breakers.items()
+            if k in self._dirty or ((d := b.next_deadline()) is not None and d <= now)
+        ]
+        for key in due:
+            breaker = self.breakers[key]
+            async with self._lock(key):
+                now = self.clock.time()
+                try:
+                    await self._commit(breaker, breaker.advance(now), now)
+                except Unavailable as exc:
+                    log.warning("breaker timer: %s", exc)
+        if self._dirty:
+            await asyncio.sleep(0.5)  # KV unreachable: retry soon, not in a spin
+            return
+        if due:
+            return
+        deadlines = [d for b in self.breakers.values() if (d := b.next_deadline()) is not None]
+        wait = min(min(deadlines, default=now + _MAX_TIMER_SLEEP) - now, _MAX_TIMER_SLEEP)
+        sleeper = asyncio.ensure_future(self.clock.sleep(max(wait, 0.0)))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()

@@ -59,6 +59,7 @@ async def connect(config: ConnectionConfig, *, name: str | None = None) -> Clien
         # A disconnect caused by our own close/drain is not news.
         if holder and not (holder[0].is_closed or holder[0].is_draining):
             log.warning("nats: disconnected, reconnecting")
+
     delay = 0.05
     last: Exception | None = None
     while True:

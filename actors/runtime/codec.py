@@ -76,7 +76,9 @@ class Codec(Generic[T]):
             return self._msgpack.decode(data)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid message: {exc}") from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, ValueError) as exc:
+            # msgspec raises UnicodeDecodeError (a ValueError) for invalid UTF-8 in a
+            # MessagePack string; its message quotes no input, only positions.
             kind = "JSON" if encoding == h.JSON else "MessagePack"
             raise BadRequest(f"malformed {kind}: {exc}") from None
 

@@ -276,8 +276,9 @@ class ListenerRuntime:
 class ConsumerRuntime:
     """Runs one durable pull consumer."""
 
-    fetch_timeout = 1.0
-    """Seconds one fetch waits for messages; bounds how long shutdown waits for the loop."""
+    fetch_timeout = 0.5
+    """Seconds one fetch waits for messages; bounds how long shutdown waits for the loop
+    (an idle consumer costs two tiny pull requests a second)."""
 
     def __init__(
         self,

@@ -65,7 +65,7 @@ class _Resume(Coroutine[Any, Any, None]):
             return first
         return self._coro.send(value)
 
-    def throw(  # type: ignore[override]
+    def throw(
         self,
         typ: type[BaseException] | BaseException,
         val: BaseException | object = None,
@@ -74,7 +74,7 @@ class _Resume(Coroutine[Any, Any, None]):
         """Forward an exception (cancellation) into the coroutine."""
         self._first = _STARTED
         if val is None and tb is None:
-            return self._coro.throw(typ)  # type: ignore[arg-type]
+            return self._coro.throw(typ)
         return self._coro.throw(typ, val, tb)  # type: ignore[arg-type]
 
     def close(self) -> None:

@@ -114,8 +114,10 @@ def load_secrets(state_dir: Path) -> dict[str, str]:
     changed = False
     for role in ROLES:
         var = f"TROUPE_{role.upper()}_PASSWORD"
-        if var not in values:
-            values[var] = secrets.token_urlsafe(24)
+        # nats-server parses ``$VAR`` values as config values: one starting with
+        # ``-`` (or made of digits) is read as a number and the server refuses to start.
+        if not values.get(var, "")[:1].isalpha():
+            values[var] = "p" + secrets.token_urlsafe(24)
             changed = True
     if changed:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -104,8 +104,12 @@ async def test_supervisor_restarts_an_actor_killed_with_sigkill(
     """SIGKILL one actor process: the supervisor starts it again and it answers PING."""
     url = troupe_up.url
     before = (await _ping(url))["status_tracker"][0]["id"]
+    # Only this troupe's actor (a child of its ``troupe up``), not other troupes on the host.
     out = subprocess.run(
-        ["pgrep", "-f", "actors run status_tracker"], capture_output=True, text=True, check=True
+        ["pgrep", "-P", str(troupe_up.proc.pid), "-f", "actors run status_tracker"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for pid in out:
         os.kill(int(pid), signal.SIGKILL)

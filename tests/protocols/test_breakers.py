@@ -37,18 +37,28 @@ def test_event_subjects_fall_under_the_events_wildcard() -> None:
 
 def test_messages_round_trip_in_msgpack_and_json() -> None:
     """Every breaker message decodes to itself in both encodings."""
-    status = b.BreakerStatus(key="k", state="open", since=1.0, open_until=2.0, calls=3,
-                             half_open_permits=2, opened_count=1, open_streak=1)
+    status = b.BreakerStatus(
+        key="k",
+        state="open",
+        since=1.0,
+        open_until=2.0,
+        calls=3,
+        half_open_permits=2,
+        opened_count=1,
+        open_streak=1,
+    )
     messages = [
-        b.OutcomeReport(key="k", ok=False, duration_s=0.5, at=1.0, error_class="timeout",
-                        report_id="r1"),
+        b.OutcomeReport(
+            key="k", ok=False, duration_s=0.5, at=1.0, error_class="timeout", report_id="r1"
+        ),
         status,
         b.BreakerTransitionEvent(key="k", from_state="closed", to_state="open", at=1.0),
         b.BreakerControl(key="k", action="force_open"),
         b.ListBreakers(prefix="image:"),
         b.BreakerList(items=[status]),
-        b.BreakerSnapshot(status=status, window=[b.WindowEntry(at=1.0, failed=True, slow=False)],
-                          applied=[4, 5]),
+        b.BreakerSnapshot(
+            status=status, window=[b.WindowEntry(at=1.0, failed=True, slow=False)], applied=[4, 5]
+        ),
     ]
     for message in messages:
         kind = type(message)
@@ -58,8 +68,10 @@ def test_messages_round_trip_in_msgpack_and_json() -> None:
 
 def test_outcome_report_rejects_negative_durations_and_empty_keys() -> None:
     """Validation happens at decode time."""
-    for bad in ({"key": "", "ok": True, "duration_s": 0, "at": 0},
-                {"key": "k", "ok": True, "duration_s": -1, "at": 0}):
+    for bad in (
+        {"key": "", "ok": True, "duration_s": 0, "at": 0},
+        {"key": "k", "ok": True, "duration_s": -1, "at": 0},
+    ):
         raw = msgspec.json.encode({"type": "troupe.breakers.v1.outcome", **bad})
         try:
             msgspec.json.decode(raw, type=b.OutcomeReport)

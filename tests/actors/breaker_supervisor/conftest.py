@@ -13,10 +13,18 @@ from actors.runtime.bus import Bus
 from actors.runtime.dispatch import ConsumerRuntime
 from actors.runtime.testing import ManualClock
 
-FAST = BreakerConfig(window_size=4, minimum_calls=4, failure_rate_threshold=0.5,
-                     slow_call_duration=1.0, slow_rate_threshold=0.5, wait_open=10.0,
-                     wait_multiplier=2.0, max_wait_open=40.0, half_open_permits=2,
-                     half_open_max_wait=0.0)
+FAST = BreakerConfig(
+    window_size=4,
+    minimum_calls=4,
+    failure_rate_threshold=0.5,
+    slow_call_duration=1.0,
+    slow_rate_threshold=0.5,
+    wait_open=10.0,
+    wait_multiplier=2.0,
+    max_wait_open=40.0,
+    half_open_permits=2,
+    half_open_max_wait=0.0,
+)
 """Opens after 2 of 4 calls fail (or are slower than 1 s); 10 s, then 20 s, ... open."""
 
 

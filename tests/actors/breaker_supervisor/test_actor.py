@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from actors.breaker_supervisor.actor import DURABLE, BreakerSupervisor
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
+from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from actors.runtime.testing import ManualClock, eventually
@@ -31,6 +33,7 @@ from protocols.breakers import (
     BreakerTransitionEvent,
     ListBreakers,
 )
+from tests.actors.behaviour import ActorBehaviour
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +56,9 @@ async def guarded(view: BreakerView, key: str, executed: list[str]) -> bool:
     return True
 
 
-async def fail_n(reporter: OutcomeReporter, key: str, n: int, *, duration: float = 0.1,
-                 ok: bool = False) -> None:
+async def fail_n(
+    reporter: OutcomeReporter, key: str, n: int, *, duration: float = 0.1, ok: bool = False
+) -> None:
     for _ in range(n):
         reporter.report(key, ok=ok, duration_s=duration, error_class=None if ok else "transient")
     await reporter.flush()
@@ -75,8 +79,11 @@ async def test_repeated_failures_open_the_breaker_and_calls_fail_fast(
 
 
 async def test_open_breaker_half_opens_on_time_without_traffic(
-    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter,
-    clock: ManualClock, bus: Bus,
+    supervisor: BreakerSupervisor,
+    view: BreakerView,
+    reporter: OutcomeReporter,
+    clock: ManualClock,
+    bus: Bus,
 ) -> None:
     """The clock-driven timer publishes half-open when the wait is over, with no reports."""
     events: list[BreakerTransitionEvent] = []
@@ -95,12 +102,16 @@ async def test_open_breaker_half_opens_on_time_without_traffic(
     await until_state(view, "image:a", "half_open")
     await eventually(lambda: asyncio.sleep(0, len(events) >= 2), timeout=5.0)
     await sub.unsubscribe()
-    assert [(e.from_state, e.to_state) for e in events] == [("closed", "open"),
-                                                            ("open", "half_open")]
+    assert [(e.from_state, e.to_state) for e in events] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+    ]
 
 
 async def test_probe_success_closes_and_probe_failure_reopens_with_longer_wait(
-    supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter,
+    supervisor: BreakerSupervisor,
+    view: BreakerView,
+    reporter: OutcomeReporter,
     clock: ManualClock,
 ) -> None:
     """Half-open lets exactly the permitted probes run; their outcome decides."""
@@ -140,9 +151,13 @@ async def test_control_and_list_endpoints_force_open_disable_and_reset(
     supervisor: BreakerSupervisor, view: BreakerView, reporter: OutcomeReporter, bus: Bus
 ) -> None:
     """Operators force open, disable and reset breakers and list them by prefix."""
+
     async def control(key: str, action: str) -> BreakerList:
-        return await bus.request(CONTROL_SUBJECT, BreakerControl(key=key, action=action),  # type: ignore[arg-type]
-                                 BreakerList)
+        return await bus.request(
+            CONTROL_SUBJECT,
+            BreakerControl(key=key, action=action),  # type: ignore[arg-type]
+            BreakerList,
+        )
 
     assert (await control("agent:x", "force_open")).items[0].state == "forced_open"
     await until_state(view, "agent:x", "forced_open")
@@ -162,7 +177,10 @@ async def test_control_and_list_endpoints_force_open_disable_and_reset(
 
 
 async def test_state_and_windows_survive_a_restart(
-    bus: Bus, clock: ManualClock, config: SupervisorConfig, view: BreakerView,
+    bus: Bus,
+    clock: ManualClock,
+    config: SupervisorConfig,
+    view: BreakerView,
     reporter: OutcomeReporter,
 ) -> None:
     """A restarted supervisor reloads windows: failures before and after add up."""
@@ -181,7 +199,10 @@ async def test_state_and_windows_survive_a_restart(
 
 
 async def test_metrics_appear_in_srv_stats_and_opentelemetry(
-    bus: Bus, clock: ManualClock, config: SupervisorConfig, view: BreakerView,
+    bus: Bus,
+    clock: ManualClock,
+    config: SupervisorConfig,
+    view: BreakerView,
     reporter: OutcomeReporter,
 ) -> None:
     """Calls, failure rate, slow rate and state are in $SRV.STATS and OTel metrics."""
@@ -199,16 +220,26 @@ async def test_metrics_appear_in_srv_stats_and_opentelemetry(
         [consumer] = [e for e in stats["endpoints"] if e["name"] == DURABLE]
         data = consumer["data"]
         assert (data["reports"], data["failures"], data["ignored"], data["slow_calls"]) == (
-            3, 1, 1, 1)
-        assert data["by_key"]["image:a"] == {"state": "closed", "calls": 2,
-                                             "failure_rate": 0.5, "slow_rate": 0.5}
+            3,
+            1,
+            1,
+            1,
+        )
+        assert data["by_key"]["image:a"] == {
+            "state": "closed",
+            "calls": 2,
+            "failure_rate": 0.5,
+            "slow_rate": 0.5,
+        }
     metrics_data = reader.get_metrics_data()
     points: dict[str, list[tuple[dict[str, object], float]]] = {}
     for rm in metrics_data.resource_metrics:  # type: ignore[union-attr]
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                points[metric.name] = [(dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
-                                       for p in metric.data.data_points]
+                points[metric.name] = [
+                    (dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+                    for p in metric.data.data_points
+                ]
     provider.shutdown()
     assert sum(v for _, v in points["troupe.breaker.calls"]) == 3
     assert points["troupe.breaker.failure_rate"] == [({"breaker.key": "image:a"}, 0.5)]
@@ -223,7 +254,9 @@ default: {window_size: 1000, minimum_calls: 1000, failure_rate_threshold: 1.0}
 def _spawn(nats_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "actors", "run", "breaker_supervisor", "--nats-url", nats_url],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -243,22 +276,23 @@ async def test_sigkilled_supervisor_restarts_consistent_without_losing_reports(
         async with BreakerView(bus) as view, OutcomeReporter(bus) as reporter:
 
             async def progressed() -> bool:
-                return sum(s.calls for s in view.statuses()) >= 40
+                return sum(s.calls for s in view.statuses()) >= 20
 
             for n in range(per_key):
                 for key in keys:
                     reporter.report(key, ok=n % 2 == 0, duration_s=0.01, error_class="transient")
-                if n == 15:
+                if n == 40:
+                    # 164 reports stored; kill as soon as the supervisor is into them.
                     await reporter.flush(10.0)
-                    await eventually(progressed, timeout=20.0)
+                    await eventually(progressed, timeout=20.0, interval=0.005)
                     proc.send_signal(signal.SIGKILL)
                     proc.wait(10)
+                    killed_at = sum(s.calls for s in view.statuses())
             await reporter.flush(10.0)
             proc = _spawn(nats_url, env)
 
             async def drained() -> bool:
-                return all((s := view.status(k)) is not None and s.calls == per_key
-                           for k in keys)
+                return all((s := view.status(k)) is not None and s.calls == per_key for k in keys)
 
             await eventually(drained, timeout=30.0)
             info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
@@ -269,7 +303,16 @@ async def test_sigkilled_supervisor_restarts_consistent_without_losing_reports(
                 assert (status.state, status.calls, status.failure_rate) == ("closed", 60, 0.5)
             listed = await bus.request(LIST_SUBJECT, ListBreakers(), BreakerList)
             assert [s.calls for s in listed.items] == [per_key] * 4
+            assert killed_at < len(keys) * per_key  # the kill did interrupt the flow
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(10)
+
+
+class TestBreakerSupervisorBehaviour(ActorBehaviour):
+    """The behaviour every actor must have, for the breaker supervisor."""
+
+    @pytest.fixture
+    def actor_factory(self) -> Callable[[], Actor]:
+        return lambda: BreakerSupervisor(config=SupervisorConfig())

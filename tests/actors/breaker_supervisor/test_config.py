@@ -13,12 +13,15 @@ from actors.runtime.errors import ConfigError
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"window": "sliding"}, "window"), ({"window_size": 0}, "window_size"),
+        ({"window": "sliding"}, "window"),
+        ({"window_size": 0}, "window_size"),
         ({"minimum_calls": 0}, "minimum_calls"),
         ({"failure_rate_threshold": 0}, "failure_rate_threshold"),
         ({"slow_rate_threshold": 1.5}, "slow_rate_threshold"),
-        ({"slow_call_duration": 0}, "slow_call_duration"), ({"wait_open": -1}, "wait_open"),
-        ({"wait_multiplier": 0.5}, "wait_multiplier"), ({"max_wait_open": 1}, "max_wait_open"),
+        ({"slow_call_duration": 0}, "slow_call_duration"),
+        ({"wait_open": -1}, "wait_open"),
+        ({"wait_multiplier": 0.5}, "wait_multiplier"),
+        ({"max_wait_open": 1}, "max_wait_open"),
         ({"half_open_permits": 0}, "half_open_permits"),
         ({"half_open_max_wait": -1}, "half_open_max_wait"),
         ({"record_classes": frozenset({"flaky"})}, "record_classes"),

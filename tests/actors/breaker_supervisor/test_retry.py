@@ -42,10 +42,8 @@ class Fixed:
 
 def test_next_delay_grows_exponentially_up_to_max_delay() -> None:
     """Without jitter the delays are the caps: base, base*m, ... capped."""
-    p = RetryPolicy(max_attempts=6, base_delay=1.0, multiplier=3.0, max_delay=10.0,
-                    jitter="none")
-    assert [p.next_delay(a, "transient") for a in range(1, 7)] == [1.0, 3.0, 9.0, 10.0, 10.0,
-                                                                    None]
+    p = RetryPolicy(max_attempts=6, base_delay=1.0, multiplier=3.0, max_delay=10.0, jitter="none")
+    assert [p.next_delay(a, "transient") for a in range(1, 7)] == [1.0, 3.0, 9.0, 10.0, 10.0, None]
 
 
 def test_full_jitter_draws_between_zero_and_the_cap() -> None:
@@ -55,8 +53,9 @@ def test_full_jitter_draws_between_zero_and_the_cap() -> None:
     assert p.next_delay(1, "timeout", Fixed(0.0)) == 0.0
 
 
-@given(attempt=st.integers(1, 10_000), draw=st.floats(0, 0.999999), cls=st.sampled_from(
-    ERROR_CLASSES))
+@given(
+    attempt=st.integers(1, 10_000), draw=st.floats(0, 0.999999), cls=st.sampled_from(ERROR_CLASSES)
+)
 def test_delay_never_exceeds_max_delay_and_is_none_past_max_attempts(
     attempt: int, draw: float, cls: str
 ) -> None:
@@ -98,9 +97,12 @@ def test_named_policies_resolve_and_unknown_names_fail() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"max_attempts": 0}, "max_attempts"), ({"base_delay": -1}, "base_delay"),
-        ({"multiplier": 0.5}, "multiplier"), ({"max_delay": 0.1}, "max_delay"),
-        ({"jitter": "half"}, "jitter"), ({"retry_on": frozenset({"x"})}, "retry_on"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"base_delay": -1}, "base_delay"),
+        ({"multiplier": 0.5}, "multiplier"),
+        ({"max_delay": 0.1}, "max_delay"),
+        ({"jitter": "half"}, "jitter"),
+        ({"retry_on": frozenset({"x"})}, "retry_on"),
         ({"deadline": 0}, "deadline"),
     ],
 )
@@ -112,8 +114,7 @@ def test_invalid_policies_fail_naming_the_field(kwargs: dict[str, object], field
 
 # -- retries scheduled through JetStream ------------------------------------------------
 
-FLAKY_STREAM = StreamSpec(name="TEST_FLAKY_STEPS", subjects=("test.steps",),
-                          retention="workqueue")
+FLAKY_STREAM = StreamSpec(name="TEST_FLAKY_STEPS", subjects=("test.steps",), retention="workqueue")
 
 
 class StepJob(Message, tag="test.breakers.v1.step_job"):
@@ -142,8 +143,9 @@ class StepWorker(Actor):
         self.deliveries.setdefault(job.job_id, []).append(time.monotonic())
         attempt = ctx.num_delivered
         error_class = classify_exit(job.exit_code if attempt <= job.failures else 0)
-        self.reporter.report(f"step:{job.job_id}", ok=error_class is None, duration_s=0.01,
-                             error_class=error_class)
+        self.reporter.report(
+            f"step:{job.job_id}", ok=error_class is None, duration_s=0.01, error_class=error_class
+        )
         if error_class is None:
             self.outcome[job.job_id] = "succeeded"
             return

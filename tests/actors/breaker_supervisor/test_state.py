@@ -16,8 +16,14 @@ T0 = 1_000.0
 
 
 def small(**overrides: object) -> BreakerConfig:
-    base: dict[str, object] = dict(window_size=4, minimum_calls=4, failure_rate_threshold=0.5,
-                                   wait_open=10.0, max_wait_open=10.0, half_open_permits=2)
+    base: dict[str, object] = {
+        "window_size": 4,
+        "minimum_calls": 4,
+        "failure_rate_threshold": 0.5,
+        "wait_open": 10.0,
+        "max_wait_open": 10.0,
+        "half_open_permits": 2,
+    }
     base.update(overrides)
     return BreakerConfig(**base)  # type: ignore[arg-type]
 
@@ -241,7 +247,7 @@ class Model:
 
     def window(self, now: float) -> list[tuple[float, bool, bool]]:
         if self.cfg.window == "count":
-            return self.calls[-self.cfg.window_size:]
+            return self.calls[-self.cfg.window_size :]
         return [c for c in self.calls if c[0] > now - self.cfg.window_size]
 
     def move(self, state: BreakerState, at: float) -> None:
@@ -252,28 +258,36 @@ class Model:
     def open(self, at: float) -> None:
         self.opened += 1
         self.streak += 1
-        wait = min(self.cfg.max_wait_open,
-                   self.cfg.wait_open * self.cfg.wait_multiplier ** (self.streak - 1))
+        wait = min(
+            self.cfg.max_wait_open,
+            self.cfg.wait_open * self.cfg.wait_multiplier ** (self.streak - 1),
+        )
         self.open_until = at + wait
         self.move("open", at)
 
     def bad(self, failed: int, slow: int, n: int) -> bool:
-        return (failed / n >= self.cfg.failure_rate_threshold
-                or slow / n >= self.cfg.slow_rate_threshold)
+        return (
+            failed / n >= self.cfg.failure_rate_threshold
+            or slow / n >= self.cfg.slow_rate_threshold
+        )
 
     def advance(self, now: float) -> None:
         while True:
             if self.state == "open" and self.open_until is not None and now >= self.open_until:
                 at, self.open_until = self.open_until, None
                 self.move("half_open", at)
-            elif (self.state == "half_open" and self.cfg.half_open_max_wait > 0
-                  and now >= self.since + self.cfg.half_open_max_wait):
+            elif (
+                self.state == "half_open"
+                and self.cfg.half_open_max_wait > 0
+                and now >= self.since + self.cfg.half_open_max_wait
+            ):
                 self.open(self.since + self.cfg.half_open_max_wait)
             else:
                 return
 
-    def record(self, ok: bool, duration: float, cls: ErrorClass | None, at: float,
-               now: float) -> None:
+    def record(
+        self, ok: bool, duration: float, cls: ErrorClass | None, at: float, now: float
+    ) -> None:
         self.advance(now)
         if not ok and cls in self.cfg.ignore_classes:
             return
@@ -284,7 +298,8 @@ class Model:
             self.calls.append((self.last_ts, failed, slow))
             w = self.window(now)
             if len(w) >= self.cfg.judged_after and self.bad(
-                    sum(c[1] for c in w), sum(c[2] for c in w), len(w)):
+                sum(c[1] for c in w), sum(c[2] for c in w), len(w)
+            ):
                 self.open(now)
         elif self.state == "half_open" and at >= self.since:
             self.probes.append((failed, slow))
@@ -313,9 +328,14 @@ configs = st.builds(
     record_classes=st.just(frozenset({"transient", "timeout", "resource"})),
 )
 steps = st.one_of(
-    st.tuples(st.just("call"), st.booleans(), st.sampled_from([0.5, 3.0]),
-              st.sampled_from([None, *ERROR_CLASSES]), st.sampled_from([0.0, 0.5, 3.0]),
-              st.sampled_from([0.0, 0.25, 1.0, 4.0])),
+    st.tuples(
+        st.just("call"),
+        st.booleans(),
+        st.sampled_from([0.5, 3.0]),
+        st.sampled_from([None, *ERROR_CLASSES]),
+        st.sampled_from([0.0, 0.5, 3.0]),
+        st.sampled_from([0.0, 0.25, 1.0, 4.0]),
+    ),
     st.tuples(st.just("tick"), st.sampled_from([0.5, 3.0, 9.0])),
 )
 
@@ -337,16 +357,28 @@ def test_breaker_matches_the_reference_model(
             _, ok, duration, cls, lag, dt = op
             now += dt  # type: ignore[operator]
             at = now - lag  # type: ignore[operator]
-            breaker.record(ok=ok, duration=duration, error_class=cls, at=at,  # type: ignore[arg-type]
-                           now=now)
+            breaker.record(
+                ok=ok,
+                duration=duration,
+                error_class=cls,
+                at=at,  # type: ignore[arg-type]
+                now=now,
+            )
             model.record(ok, duration, cls, at, now)  # type: ignore[arg-type]
         status = breaker.status(now)
         assert (status.state, status.open_until, status.opened_count, status.open_streak) == (
-            model.state, model.open_until, model.opened, model.streak)
+            model.state,
+            model.open_until,
+            model.opened,
+            model.streak,
+        )
         event(f"reached {model.state}")
         if model.state == "closed":
             assert status.calls == len(model.window(now))
         assert breaker.next_deadline() == (
-            model.open_until if model.state == "open"
+            model.open_until
+            if model.state == "open"
             else model.since + cfg.half_open_max_wait
-            if model.state == "half_open" and cfg.half_open_max_wait else None)
+            if model.state == "half_open" and cfg.half_open_max_wait
+            else None
+        )

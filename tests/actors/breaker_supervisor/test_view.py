@@ -29,8 +29,12 @@ async def test_view_loads_current_state_on_start_and_follows_updates(
 ) -> None:
     """start() returns with the bucket's contents loaded; later writes arrive."""
     now = clock.time()
-    await put_status(bus, BreakerStatus(key="image:a", state="open", since=now,
-                                        open_until=now + 30, half_open_permits=1))
+    await put_status(
+        bus,
+        BreakerStatus(
+            key="image:a", state="open", since=now, open_until=now + 30, half_open_permits=1
+        ),
+    )
     seen: list[str] = []
     async with BreakerView(bus, clock) as view:
         view.add_listener(lambda s: seen.append(s.state))
@@ -52,8 +56,12 @@ async def test_exactly_the_permitted_probes_run_across_three_views(
 ) -> None:
     """Three runners racing for two probe slots get exactly two between them."""
     now = clock.time()
-    await put_status(bus, BreakerStatus(key="image:a", state="half_open", since=now,
-                                        half_open_permits=2, opened_count=3))
+    await put_status(
+        bus,
+        BreakerStatus(
+            key="image:a", state="half_open", since=now, half_open_permits=2, opened_count=3
+        ),
+    )
     views = [BreakerView(bus, clock, owner=f"r{i}") for i in range(3)]
     for v in views:
         await v.start()
@@ -61,8 +69,9 @@ async def test_exactly_the_permitted_probes_run_across_three_views(
         admitted = await asyncio.gather(*(v.admit("image:a") for v in views for _ in range(3)))
         assert sum(admitted) == 2
         # Every view learns the slots are gone and stops asking.
-        await eventually(lambda: asyncio.sleep(0, not any(v.allows("image:a") for v in views)),
-                         timeout=5.0)
+        await eventually(
+            lambda: asyncio.sleep(0, not any(v.allows("image:a") for v in views)), timeout=5.0
+        )
     finally:
         for v in views:
             await v.stop()
@@ -73,9 +82,17 @@ async def test_view_admits_a_probe_once_the_wait_is_over_before_the_supervisor_s
 ) -> None:
     """With no supervisor, an open breaker past its wait lets one probe through."""
     now = clock.time()
-    await put_status(bus, BreakerStatus(key="image:a", state="open", since=now,
-                                        open_until=now + 5, half_open_permits=1,
-                                        opened_count=1))
+    await put_status(
+        bus,
+        BreakerStatus(
+            key="image:a",
+            state="open",
+            since=now,
+            open_until=now + 5,
+            half_open_permits=1,
+            opened_count=1,
+        ),
+    )
     async with BreakerView(bus, clock) as view:
         assert not await view.admit("image:a")
         clock.advance(5)

@@ -114,8 +114,9 @@ async def test_serve_stops_when_asked_and_closes_its_connection(nats_url: str) -
     stop = asyncio.Event()
     actor = Echo()
     task = asyncio.ensure_future(
-        actor.serve(ConnectionConfig(url=nats_url, connect_timeout=5.0), stop=stop,
-                    handle_signals=False)
+        actor.serve(
+            ConnectionConfig(url=nats_url, connect_timeout=5.0), stop=stop, handle_signals=False
+        )
     )
     async with await Bus.connect(ConnectionConfig(url=nats_url)) as client:
         reply = await eventually(lambda: _request_or_none(client))
@@ -139,8 +140,10 @@ async def test_sigterm_hands_back_in_flight_work_and_exits_zero(bus: Bus, nats_u
     await bus.ensure_stream(JOBS)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.actors.runtime.workers", nats_url, "0.5", "30"],
-        cwd=REPO, env={**os.environ, "OTEL_SDK_DISABLED": "true"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         await bus.send(JOBS_SUBJECT, Job(id="in-flight"))
@@ -203,8 +206,12 @@ async def test_srv_info_lists_every_handler_as_an_endpoint(bus: Bus) -> None:
         (echo,) = await _collect(bus, "$SRV.INFO.echo", 1)
         (worker,) = await _collect(bus, "$SRV.INFO.worker", 1)
     assert echo["endpoints"] == [
-        {"name": "test-echo", "subject": ECHO_SUBJECT, "queue_group": "troupe",
-         "metadata": {"kind": "request"}}
+        {
+            "name": "test-echo",
+            "subject": ECHO_SUBJECT,
+            "queue_group": "troupe",
+            "metadata": {"kind": "request"},
+        }
     ]
     (consumer,) = worker["endpoints"]  # type: ignore[misc]
     assert consumer["subject"] == JOBS_SUBJECT

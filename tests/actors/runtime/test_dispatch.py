@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -140,7 +141,8 @@ async def test_handler_crash_becomes_internal_without_leaking_details(bus: Bus) 
     actor.on_failure = record  # type: ignore[method-assign]
     async with actor.running(bus):
         reply = await _raw_request(
-            bus, json.dumps({"type": "troupe.test.v1.ping", "n": 1, "mode": "crash"}).encode(),
+            bus,
+            json.dumps({"type": "troupe.test.v1.ping", "n": 1, "mode": "crash"}).encode(),
             JSON_HEADERS,
         )
         assert await bus.request(ECHO_SUBJECT, Ping(n=2), Pong) == Pong(n=2)
@@ -163,9 +165,7 @@ async def test_malformed_stream_message_is_dead_lettered_with_reason(bus: Bus) -
 
     async with make_worker(record).running(bus):
         await bus.js.publish(JOBS_SUBJECT, b"\xc1garbage", headers={"X-Mark": "1"})
-        await bus.js.publish(
-            JOBS_SUBJECT, b'{"type": "troupe.test.v1.job"}', headers=JSON_HEADERS
-        )
+        await bus.js.publish(JOBS_SUBJECT, b'{"type": "troupe.test.v1.job"}', headers=JSON_HEADERS)
         await bus.send(JOBS_SUBJECT, Job(id="good"))
         await eventually(lambda: _async(seen == ["good"]))
         letters = await eventually(lambda: _dead_letters_n(bus, 2))
@@ -194,7 +194,7 @@ async def test_failing_handler_is_redelivered_with_backoff_then_dead_lettered(bu
         await bus.send(JOBS_SUBJECT, Job(id="doomed"))
         letters = await eventually(lambda: _dead_letters_n(bus, 1))
     assert [n for n, _ in deliveries] == [1, 2, 3]
-    gaps = [b - a for (_, a), (_, b) in zip(deliveries, deliveries[1:], strict=False)]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(deliveries)]
     assert gaps[0] >= 0.25
     assert gaps[1] >= 0.55
     reason = letters[0][1][h.DEAD_LETTER_REASON]
@@ -279,8 +279,10 @@ async def test_message_is_acked_only_after_success_so_a_killed_handler_is_redeli
     started = await bus.nc.subscribe(STARTED_SUBJECT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.actors.runtime.workers", nats_url, "10", "1"],
-        cwd=REPO, env={**os.environ, "OTEL_SDK_DISABLED": "true"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         await bus.ensure_stream(JOBS)
