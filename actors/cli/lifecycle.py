@@ -49,12 +49,9 @@ def _run(args: argparse.Namespace) -> int:
 # -- troupe up / down -----------------------------------------------------------------
 
 
-async def _up(args: argparse.Namespace) -> int:
+async def _up(args: argparse.Namespace, env: dict[str, str]) -> int:
     state_dir = Path(args.state_dir)
     url = args.nats_url or os.environ.get("TROUPE_NATS_URL")
-    env = dict(os.environ)
-    if args.templates:
-        env["TROUPE_TEMPLATES"] = os.pathsep.join(str(Path(t).resolve()) for t in args.templates)
     troupe = Troupe(sorted(ACTORS), state_dir=state_dir, port=args.port, nats_url=url, env=env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -171,7 +168,10 @@ def _alive(pid: int) -> bool:
 def _up_command(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args)
-    return asyncio.run(_up(args))
+    env = dict(os.environ)
+    if args.templates:
+        env["TROUPE_TEMPLATES"] = os.pathsep.join(str(Path(t).resolve()) for t in args.templates)
+    return asyncio.run(_up(args, env))
 
 
 def _down(args: argparse.Namespace) -> int:
