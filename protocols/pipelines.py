@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocols.base import Message
+from protocols.base import Identifier, Message
 from protocols.errors import ErrorClass
 
 __all__ = [
@@ -241,7 +241,7 @@ class PipelineResult(Message, frozen=True, tag="troupe.pipelines.v1.result"):
 class GetResult(Message, frozen=True, tag="troupe.pipelines.v1.get_result"):
     """Request for a workflow's stored :class:`PipelineResult`."""
 
-    workflow_id: str
+    workflow_id: Identifier
     """Workflow id."""
 
 

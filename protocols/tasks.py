@@ -11,11 +11,11 @@ reason that starts with one of the :data:`REJECTION_CODES`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-from protocols.base import Message
+from protocols.base import ID_PATTERN, Identifier, Message
 from protocols.pipelines import ParamValue, PipelineSpec
 
 __all__ = [
@@ -46,10 +46,10 @@ TASKS_BUCKET = "troupe-tasks"
 CANCEL_SUBJECT = "troupe.tasks.cancel"
 """Request subject answering :class:`CancelTask` with :class:`CancelAccepted`."""
 
-TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+TASK_ID_PATTERN = ID_PATTERN
 """Task ids double as KV keys and subject tokens."""
 
-TaskId = Annotated[str, msgspec.Meta(pattern=TASK_ID_PATTERN)]
+TaskId = Identifier
 
 RejectionCode = Literal[
     "invalid_task",

@@ -65,10 +65,7 @@ def _reply_code(data: bytes, headers: dict[str, str] | None) -> str:
         return "untyped"
 
 
-KNOWN_FAILURES = {
-    "pipeline_runner": "GetResult with a workflow_id that is no valid KV key is answered "
-    "'internal' (nats InvalidKeyError) instead of a typed error",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
