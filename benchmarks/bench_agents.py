@@ -165,6 +165,10 @@ async def _departure(bus: Bus, url: str, report: Report) -> None:
 
 
 async def _scale(bus: Bus, url: str, report: Report) -> None:
+    idle = []
+    for _ in range(200):
+        idle.append(await _find_ms(bus, "bench"))
+    report("find round trip, empty registry, p99", _pct(idle, 0.99), "ms", "baseline")
     kv_ok = 0
     best = 0
     for n in SCALE_STEPS:
@@ -264,7 +268,7 @@ async def _write_heartbeats(count: int, url: str) -> None:
         for i in range(count)
     ]
     payloads = [encode(info) for info in infos]
-    slices = 20
+    slices = 100  # real agents' heartbeats fall at random phases, not in bursts
     per_slice = math.ceil(count / slices)
     headers = {"Nats-TTL": "3"}
     tick = time.monotonic()

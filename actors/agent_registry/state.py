@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from protocols.agents import AgentInfo, AgentPresence, AgentView, Capability, FindAgents
@@ -87,6 +87,19 @@ def matches(
     return all(info.labels.get(k) == v for k, v in labels.items())
 
 
+_Key = tuple[float, int, float, str]
+"""Sort key of a find match: relative load, load, -last seen, id."""
+
+
+def _versions(info: AgentInfo) -> dict[str, tuple[int, ...]]:
+    versions: dict[str, tuple[int, ...]] = {}
+    for cap in info.capabilities:
+        parsed = parse_version(cap.version)
+        if parsed > versions.get(cap.name, ()):
+            versions[cap.name] = parsed
+    return versions
+
+
 @dataclass(slots=True)
 class IndexedAgent:
     """An agent in the index.
@@ -98,6 +111,12 @@ class IndexedAgent:
 
     info: AgentInfo
     last_seen: float
+    versions: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Highest parsed version of each capability (computed when capabilities change)."""
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            self.versions = _versions(self.info)
 
     def presence(self, now: float, suspect_after: float = SUSPECT_AFTER) -> AgentPresence:
         """``suspect`` once a heartbeat is overdue, else ``live``."""
@@ -131,7 +150,7 @@ class AgentIndex:
         self.expiry_grace = expiry_grace
         self._agents: dict[str, IndexedAgent] = {}
         # Capability name -> ids, so find touches only agents that could match.
-        self._by_capability: dict[str, set[str]] = {}
+        self._by_capability: dict[str, dict[str, IndexedAgent]] = {}
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -155,12 +174,15 @@ class AgentIndex:
         """
         entry = self._agents.get(info.agent_id)
         if entry is None:
-            self._agents[info.agent_id] = IndexedAgent(info=info, last_seen=seen_at)
-            self._link(info)
+            entry = IndexedAgent(info=info, last_seen=seen_at)
+            self._agents[info.agent_id] = entry
+            self._link(entry)
             return "joined"
         if entry.info.capabilities != info.capabilities:
             self._unlink(entry.info)
-            self._link(info)
+            entry.versions = _versions(info)
+            entry.info = info
+            self._link(entry)
         entry.info = info
         entry.last_seen = max(entry.last_seen, seen_at)
         return "updated"
@@ -178,16 +200,16 @@ class AgentIndex:
         self._agents.clear()
         self._by_capability.clear()
 
-    def _link(self, info: AgentInfo) -> None:
-        for cap in info.capabilities:
-            self._by_capability.setdefault(cap.name, set()).add(info.agent_id)
+    def _link(self, entry: IndexedAgent) -> None:
+        for name in entry.versions:
+            self._by_capability.setdefault(name, {})[entry.info.agent_id] = entry
 
     def _unlink(self, info: AgentInfo) -> None:
         for cap in info.capabilities:
-            ids = self._by_capability.get(cap.name)
-            if ids is not None:
-                ids.discard(info.agent_id)
-                if not ids:
+            entries = self._by_capability.get(cap.name)
+            if entries is not None:
+                entries.pop(info.agent_id, None)
+                if not entries:
                     del self._by_capability[cap.name]
 
     def expired(self, now: float) -> list[str]:
@@ -217,26 +239,31 @@ class AgentIndex:
         heartbeat, then id (so equal agents come back in a stable order).
         Suspect agents qualify only with ``include_suspect``.
         """
-        found = (
-            entry
-            for entry in self._candidates(query.capability)
-            if matches(entry.info, query.capability, query.min_version, query.labels)
-            and (query.include_suspect or entry.presence(now, self.suspect_after) == "live")
-        )
-        best = heapq.nsmallest(
-            query.limit,
-            found,
-            key=lambda e: (
-                e.info.load / e.info.capacity,
-                e.info.load,
-                -e.last_seen,
-                e.info.agent_id,
-            ),
-        )
-        return [e.view(now, self.suspect_after) for e in best]
+        # The hot path of the registry: one pass, no allocation per rejected agent.
+        capability = query.capability
+        minimum = parse_version(query.min_version)
+        labels = list(query.labels.items())
+        factor = self.suspect_after
+        live_only = not query.include_suspect
+        rows: list[tuple[_Key, IndexedAgent]] = []
+        for entry in self._by_capability.get(capability, {}).values():
+            info = entry.info
+            if entry.versions[capability] < minimum:
+                continue
+            if live_only and now - entry.last_seen > info.interval_s * factor:
+                continue
+            if labels and any(info.labels.get(k) != v for k, v in labels):
+                continue
+            key = (info.load / info.capacity, info.load, -entry.last_seen, info.agent_id)
+            rows.append((key, entry))
+        best = heapq.nsmallest(query.limit, rows, key=_first)
+        return [entry.view(now, factor) for _, entry in best]
 
-    def _candidates(self, capability: str) -> Iterable[IndexedAgent]:
-        return (self._agents[i] for i in self._by_capability.get(capability, ()))
+
+def _first(
+    row: tuple[tuple[float, int, float, str], IndexedAgent],
+) -> tuple[float, int, float, str]:
+    return row[0]
 
 
 def capability_list(specs: Iterable[str | Capability]) -> list[Capability]:
