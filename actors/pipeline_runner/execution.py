@@ -143,6 +143,8 @@ class RunExecution:
         self.checkpoint: RunCheckpoint | None = None
         self.choice: BackendChoice | None = None
         self._retry: tuple[float, str] | None = None
+        self._open_until: dict[str, float | None] = {}
+        """Per step refused by an open breaker: when that breaker half-opens."""
 
     async def execute(self) -> Outcome:
         """Run the pipeline; return its result or the retry to schedule."""
@@ -297,6 +299,12 @@ class RunExecution:
         assert self.checkpoint is not None
         elapsed = self.ctx.clock.time() - self.checkpoint.started_at
         delay = policy.next_delay(attempt, result.error_class, elapsed=elapsed)
+        open_until = self._open_until.get(result.name)
+        if delay is not None and result.reason == "circuit_open" and open_until is not None:
+            # Waiting per policy: the next attempt is not before the breaker half-opens.
+            delay = max(delay, open_until - self.ctx.clock.time())
+            if policy.deadline is not None and elapsed + delay > policy.deadline:
+                delay = None
         if delay is not None:
             self._retry = (delay, result.name)
 
@@ -355,6 +363,16 @@ class RunExecution:
             for k in keys:
                 if not await self.ctx.gate.admit(k):
                     self.ctx.count("steps_circuit_open")
+                    # A refused admission counts as an attempt, so a retry policy that
+                    # waits for the breaker (retries "unavailable") stays bounded.
+                    assert self.checkpoint is not None
+                    refused = dict(self.checkpoint.step_attempts)
+                    refused[name] = refused.get(name, 0) + 1
+                    self.checkpoint = msgspec.structs.replace(
+                        self.checkpoint, step_attempts=refused
+                    )
+                    retry_at = getattr(self.ctx.gate, "retry_at", None)
+                    self._open_until[name] = retry_at(k) if callable(retry_at) else None
                     return await self._finish(
                         base, reason="circuit_open", error_class="unavailable"
                     )

@@ -243,3 +243,38 @@ async def test_transient_failure_with_a_retry_policy_is_retried_through_jetstrea
     states = [e.state for e in events if isinstance(e, WorkflowTransition)]
     assert "retrying" in states
     assert states[-1] == "succeeded"
+
+
+async def test_step_with_a_retry_policy_waits_for_an_open_breaker_to_half_open(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """With a policy that retries ``unavailable``, an open breaker delays the step, not fails it."""
+    kv = await bus.key_value(BREAKERS)
+    opened = time.time()
+    status = BreakerStatus(
+        key="image:mending:1", state="open", since=opened, open_until=opened + 1.5
+    )
+    await kv.put(breaker_kv_key(status.key), msgspec.msgpack.encode(status))
+    side = tmp_path / "ran"
+
+    async def seen() -> bool:
+        return runner._view is not None and not runner._view.allows("image:mending:1")
+
+    await eventually(seen, timeout=5)
+    step = StepSpec(name="s", run=f"touch {side}", image="mending:1", retry="quick", cache=False)
+    await publish(bus, make_run("wf-wait-breaker", [step]))
+
+    async def retrying() -> WorkflowTransition | None:
+        events = await status_events(bus, "wf-wait-breaker")
+        found = [e for e in events if isinstance(e, WorkflowTransition) and e.state == "retrying"]
+        return found[0] if found else None
+
+    announced = await eventually(retrying, timeout=10)
+    assert announced.next_attempt_at is not None
+    assert announced.next_attempt_at >= opened + 1.5 - 0.05
+    assert not side.exists()
+    closed = BreakerStatus(key="image:mending:1", state="closed", since=time.time())
+    await kv.put(breaker_kv_key(closed.key), msgspec.msgpack.encode(closed))
+    result = await wait_result(bus, "wf-wait-breaker")
+    assert result.state == "succeeded"
+    assert side.exists()
