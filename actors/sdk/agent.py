@@ -89,6 +89,9 @@ class Agent:
         inbox_retention: seconds a message may wait in the inbox; an older one is
             dead-lettered with the reason instead of handled.
         ack_wait: seconds before an unacknowledged message is redelivered.
+        inbox_poll: seconds one inbox pull waits server-side (a message arriving meanwhile
+            is delivered at once); longer means fewer idle requests when one process
+            hosts many agents, and a slower shutdown.
         clock: time source.
 
     Raises:
@@ -111,6 +114,7 @@ class Agent:
         ttl_multiple: float = 3.0,
         inbox_retention: float = 3600.0,
         ack_wait: float = 30.0,
+        inbox_poll: float = 1.0,
         clock: Clock = system_clock,
     ) -> None:
         self.name = name or type(self).__name__.lower()
@@ -131,6 +135,9 @@ class Agent:
             raise ConfigError("ttl_multiple", "must be above 1 (a key must outlive an interval)")
         if inbox_retention <= 0:
             raise ConfigError("inbox_retention", "must be positive")
+        if inbox_poll <= 0:
+            raise ConfigError("inbox_poll", "must be positive")
+        self.inbox_poll = inbox_poll
         self.capacity = capacity
         self.version = version
         self.labels = dict(labels or {})
@@ -252,6 +259,7 @@ class Agent:
             actor=f"agent:{self.agent_id}",
             on_failure=self._on_failure,
         )
+        self._consumer.fetch_timeout = self.inbox_poll
         await self._consumer.start()
         await self.heartbeat()
         self._beat = asyncio.create_task(self._beat_loop(), name=f"heartbeat-{self.agent_id}")
@@ -263,14 +271,17 @@ class Agent:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Leave cleanly: finish in-flight work within ``grace``, then delete the heartbeat."""
-        if self._consumer is not None:
-            await self._consumer.stop(grace)
+        try:
+            if self._consumer is not None:
+                await self._consumer.stop(grace)
+        finally:
+            # Whatever happened to the inbox, the agent stops announcing itself.
             self._consumer = None
-        if self._beat is not None:
-            self._beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat
-            self._beat = None
+            if self._beat is not None:
+                self._beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._beat
+                self._beat = None
         if self._kv is not None:
             try:
                 await self._kv.delete(self.agent_id)
