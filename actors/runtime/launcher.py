@@ -103,7 +103,9 @@ class Troupe:
         passwords: dict[str, str] = {}
         if not self.external_url:
             self.server = NatsServer(self.state_dir, port=self.port)
-            await asyncio.to_thread(self.server.start)
+            # Started from the event loop's own thread: the server is tied to the
+            # lifetime of the thread that forked it (see actors.runtime.lifeline).
+            self.server.start()
             passwords = self.server.passwords
         children = []
         for name in self.actors:

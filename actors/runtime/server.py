@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from actors.runtime.errors import ServerError
+from actors.runtime.lifeline import die_with_parent
 
 __all__ = [
     "ROLES",
@@ -201,6 +202,7 @@ class NatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call before exec
         )
         try:
             wait_for_port(self.port, timeout, self.proc)

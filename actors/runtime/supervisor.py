@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.runtime.clock import Clock, system_clock
+from actors.runtime.lifeline import die_with_parent
 
 __all__ = ["ChildSpec", "ChildState", "Supervisor"]
 
@@ -114,6 +115,7 @@ class Supervisor:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT if out is not None else None,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         finally:
             if out is not None:

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import resource
 import signal
-import sys
 from collections.abc import Callable
 
 from actors.breaker_supervisor.classify import DEFAULT_RULES, ClassifyRules, classify_exit
@@ -28,38 +25,20 @@ from actors.pipeline_runner.backends.base import EventSink, StepExecution, StepR
 from actors.pipeline_runner.config import Limits
 from actors.pipeline_runner.state import Tail, parse_line
 from actors.runtime.clock import Clock, system_clock
+from actors.runtime.lifeline import die_with_parent
 
 __all__ = ["LocalBackend"]
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _CHUNK = 1 << 16
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-# Resolved in the parent: the child between fork and exec must not load libraries.
-_PRCTL = _libc_prctl()
 
 
 def _child_setup(limits: Limits) -> Callable[[], None]:
     """Return the ``preexec_fn`` applying ``limits`` in the forked child."""
 
     def setup() -> None:
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent(signal.SIGKILL)
         caps = (
             (resource.RLIMIT_AS, limits.memory_bytes),
             (resource.RLIMIT_CPU, limits.cpu_seconds),

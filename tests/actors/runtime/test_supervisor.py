@@ -104,3 +104,44 @@ def test_supervisor_backoff_must_be_usable(backoff: tuple[float, ...]) -> None:
     """An empty or negative backoff is refused at construction."""
     with pytest.raises(ValueError, match="backoff"):
         Supervisor([], backoff=backoff)
+
+
+def test_children_do_not_outlive_a_sigkilled_supervisor(tmp_path: Path) -> None:
+    """SIGKILL of the supervising process takes its children down too (no orphans)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    parent = (
+        "import asyncio, sys\n"
+        "from actors.runtime.supervisor import ChildSpec, Supervisor\n"
+        "async def main():\n"
+        f"    sup = Supervisor([ChildSpec(name='c', argv=(sys.executable, '-c', {child!r}))])\n"
+        "    await sup.start()\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        deadline = time.monotonic() + 15
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "child never started"
+            time.sleep(0.05)
+        child_pid = int(pid_file.read_text())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.kill(child_pid, 0)
+            except ProcessLookupError:
+                break
+            # a zombie is gone for practical purposes once its parent (init) reaps it
+            assert time.monotonic() < deadline, "child outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
