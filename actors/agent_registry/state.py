@@ -111,12 +111,11 @@ class IndexedAgent:
 
     info: AgentInfo
     last_seen: float
-    versions: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    versions: dict[str, tuple[int, ...]] = field(init=False)
     """Highest parsed version of each capability (computed when capabilities change)."""
 
     def __post_init__(self) -> None:
-        if not self.versions:
-            self.versions = _versions(self.info)
+        self.versions = _versions(self.info)
 
     def presence(self, now: float, suspect_after: float = SUSPECT_AFTER) -> AgentPresence:
         """``suspect`` once a heartbeat is overdue, else ``live``."""

@@ -202,3 +202,38 @@ def test_index_refuses_bad_settings() -> None:
         AgentIndex(suspect_after=0)
     with pytest.raises(ValueError, match="expiry_grace"):
         AgentIndex(expiry_grace=-1)
+
+
+def test_parse_version_rejects_negative_parts() -> None:
+    """``1.-2`` parses as integers but is not a version."""
+    with pytest.raises(ValueError, match="negative part"):
+        parse_version("1.-2")
+
+
+def test_agent_offering_a_capability_twice_counts_its_highest_version() -> None:
+    """Listing ``x@2`` before ``x@1`` still qualifies for ``x>=2``, and leaving is clean."""
+    index = AgentIndex()
+    index.heartbeat(info("a", ("x@2", "x@1")), 0.0)
+    assert [
+        v.info.agent_id for v in index.find(FindAgents(capability="x", min_version="2"), 0.0)
+    ] == ["a"]
+    assert index.remove("a") is not None
+    assert index.find(FindAgents(capability="x"), 0.0) == []
+    index.heartbeat(info("b", ("x@1",)), 0.0)
+    assert [v.info.agent_id for v in index.find(FindAgents(capability="x"), 0.0)] == ["b"]
+
+
+def test_index_answers_membership_and_lookup_by_id() -> None:
+    """``in`` and ``get`` see exactly the agents present, with their last heartbeat."""
+    index = AgentIndex()
+    beat = info("a", load=1, capacity=2)
+    index.heartbeat(beat, 4.0)
+    assert "a" in index
+    assert "b" not in index
+    entry = index.get("a")
+    assert entry is not None
+    assert (entry.info, entry.last_seen) == (beat, 4.0)
+    assert index.get("b") is None
+    index.remove("a")
+    assert "a" not in index
+    assert index.get("a") is None

@@ -382,3 +382,47 @@ def test_breaker_matches_the_reference_model(
             if model.state == "half_open" and cfg.half_open_max_wait
             else None
         )
+
+
+def test_advance_applies_at_most_64_transitions_per_call_and_resumes() -> None:
+    """After a very long silence one advance() is bounded; the next one carries on."""
+    b = Breaker("k", small(half_open_max_wait=5.0), T0)
+    fail(b, T0, 4)
+    now = T0 + 10_000.0
+    first = b.advance(now)
+    assert len(first) == 64
+    deadline = b.next_deadline()
+    assert deadline is not None
+    assert deadline <= now
+    second = b.advance(now)
+    assert len(second) == 64
+    assert second[0].from_state == first[-1].to_state
+    assert second[0].at >= first[-1].at
+
+
+def test_snapshot_of_a_time_window_restores_its_calls() -> None:
+    """A time-window breaker restored from a snapshot judges the same calls as the original."""
+    cfg = small(window="time", window_size=30, minimum_calls=3)
+    b = Breaker("k", cfg, T0)
+    fail(b, T0)
+    succeed(b, T0 + 5)
+    copy = Breaker.restore(b.snapshot(T0 + 5), cfg)
+    assert copy.status(T0 + 5) == b.status(T0 + 5)
+    assert copy.status(T0 + 5).calls == 2
+    fail(b, T0 + 20)
+    fail(copy, T0 + 20)
+    assert copy.state == b.state == "open"
+
+
+def test_restoring_with_a_smaller_dedup_depth_keeps_the_latest_sequences() -> None:
+    """Only the newest ``dedup_depth`` sequences of the snapshot are remembered."""
+    cfg = small(window_size=10, minimum_calls=10)
+    b = Breaker("k", cfg, T0)
+    for seq in (1, 2, 3, 4):
+        b.record(ok=True, duration=0.1, error_class=None, at=T0, now=T0, seq=seq)
+    copy = Breaker.restore(b.snapshot(T0), cfg, dedup_depth=2)
+    for seq in (3, 4):
+        copy.record(ok=True, duration=0.1, error_class=None, at=T0, now=T0, seq=seq)
+    assert (copy.ignored, copy.status(T0).calls) == (2, 4)
+    copy.record(ok=True, duration=0.1, error_class=None, at=T0, now=T0, seq=2)
+    assert (copy.ignored, copy.status(T0).calls) == (2, 5)

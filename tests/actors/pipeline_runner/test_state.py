@@ -157,3 +157,24 @@ def test_schedule_offers_ready_steps_in_planned_order_and_finds_producers() -> N
     assert schedule.ready() == ["z", "a"]
     assert schedule.producers("c") == ["b", "a"]
     assert schedule.pending() == ["z", "a", "b", "c"]
+
+
+def test_message_lines_with_malformed_json_are_ordinary_output() -> None:
+    """``::message`` followed by text that is not JSON reports nothing."""
+    assert parse_line("::message {not json") is None
+
+
+def test_producers_lists_a_shared_producer_once_and_skips_unknown_names() -> None:
+    """In a diamond the common producer appears once; a need naming no step is ignored."""
+    spec = PipelineSpec(
+        name="p",
+        steps=[
+            StepSpec(name="a", run="true"),
+            StepSpec(name="b", run="true", needs=["a"]),
+            StepSpec(name="c", run="true", needs=["a", "ghost"]),
+            StepSpec(name="d", run="true", needs=["b", "c"]),
+        ],
+    )
+    schedule = Schedule(spec)
+    assert schedule.producers("d") == ["b", "c", "a"]
+    assert schedule.producers("c") == ["a"]

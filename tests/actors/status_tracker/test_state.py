@@ -324,3 +324,16 @@ def test_history_helper_ends_in_its_outcome() -> None:
         view = sm.fold(history("w", 0.0, outcome=outcome, attempts=2))
         assert view is not None
         assert view.state == outcome
+
+
+def test_message_older_than_every_kept_one_is_dropped_when_full() -> None:
+    """With the cap reached, a late message older than all kept ones changes nothing."""
+    view = run(step("a", "running", 0))
+    for i in (3, 4):
+        event = StepProgress(workflow_id="w", step="a", at=float(i), message={"i": i})
+        view = sm.apply(view, event, messages_kept=2).view
+    late = StepProgress(workflow_id="w", step="a", at=1.0, message={"i": 1})
+    result = sm.apply(view, late, messages_kept=2)
+    assert not result.changed
+    assert result.outcome is sm.Outcome.DUPLICATE
+    assert [m["message"]["i"] for m in result.view.messages] == [3, 4]
