@@ -12,7 +12,6 @@ longer than the inbox retention for an agent that never came back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from actors.agent_registry.janitor import InboxJanitor
 from actors.agent_registry.state import AgentIndex
 from actors.agent_registry.store import HeartbeatWatch, PresenceEvent
 from actors.runtime.actor import Actor
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.handlers import RequestContext, endpoint
 from actors.topology import AGENT_INBOX, AGENTS
@@ -88,11 +88,7 @@ class AgentRegistry(Actor):
 
     async def on_stop(self) -> None:
         """Stop sweeping and watching."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._watch is not None:
             await self._watch.stop()

@@ -30,6 +30,7 @@ from actors.breaker_supervisor.metrics import BreakerMetrics
 from actors.breaker_supervisor.state import Breaker, Transition
 from actors.breaker_supervisor.store import BreakerStore
 from actors.runtime.actor import Actor
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.errors import Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
@@ -107,11 +108,8 @@ class BreakerSupervisor(Actor):
 
     async def on_stop(self) -> None:
         """Stop the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        await cancel_and_wait(self._timer)
+        self._timer = None
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Breaker metrics, shown under the reports consumer in ``$SRV.STATS``."""

@@ -40,6 +40,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from actors.runtime.bus import Bus
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.errors import RequestError
 from actors.topology import BREAKER_REPORTS, BREAKERS
@@ -121,9 +122,7 @@ class BreakerView:
         if self._task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), 1.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def __aenter__(self) -> BreakerView:
@@ -290,11 +289,8 @@ class OutcomeReporter:
         """Publish what is queued (within ``timeout`` seconds), then stop."""
         with contextlib.suppress(TimeoutError):
             await self.flush(timeout)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def __aenter__(self) -> OutcomeReporter:
         await self.start()

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.lifeline import die_with_parent
 
@@ -151,8 +152,7 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every child, wait ``grace`` seconds, SIGKILL the rest."""
         self._stopping.set()
-        for watcher in self._watchers:
-            watcher.cancel()
+        await cancel_and_wait(self._watchers)
         procs = [s.proc for s in self.children.values() if s.proc and s.proc.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -167,5 +167,4 @@ class Supervisor:
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError):
                     await asyncio.wait_for(proc.wait(), 5.0)
-        await asyncio.gather(*self._watchers, return_exceptions=True)
         self._watchers.clear()

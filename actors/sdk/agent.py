@@ -37,6 +37,7 @@ from actors.agent_registry.state import capability_list
 from actors.agent_registry.store import heartbeat_subject
 from actors.runtime.actor import DEAD_LETTERS
 from actors.runtime.bus import Bus
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.codec import Codec, encode, encoding_of
 from actors.runtime.config import ConnectionConfig
@@ -277,11 +278,8 @@ class Agent:
         finally:
             # Whatever happened to the inbox, the agent stops announcing itself.
             self._consumer = None
-            if self._beat is not None:
-                self._beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._beat
-                self._beat = None
+            await cancel_and_wait(self._beat)
+            self._beat = None
         if self._kv is not None:
             try:
                 await self._kv.delete(self.agent_id)

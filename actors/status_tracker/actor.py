@@ -18,12 +18,12 @@ Wiring only; the state machine is :mod:`~actors.status_tracker.state`, storage
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from typing import Any
 
 from actors.runtime.actor import Actor
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.errors import BadRequest, DeadLetter, NotFound, RetryLater, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
@@ -110,11 +110,7 @@ class StatusTracker(Actor):
 
     async def on_stop(self) -> None:
         """Stop the sweep and the bucket watch."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def stats_data(self) -> dict[str, dict[str, Any]]:

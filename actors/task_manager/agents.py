@@ -39,6 +39,7 @@ from actors.agent_registry.config import DispatchConfig
 from actors.agent_registry.state import AgentIndex, parse_requirement
 from actors.agent_registry.store import HeartbeatWatch, PresenceEvent
 from actors.runtime.bus import Bus
+from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.dispatch import ConsumerRuntime
 from actors.runtime.errors import RequestError
@@ -144,11 +145,7 @@ class AgentDispatcher:
         if self._results is not None:
             await self._results.stop(5.0)
             self._results = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._watch is not None:
             await self._watch.stop()
