@@ -112,7 +112,55 @@ class _Tasks:
         return len(pending)
 
 
-class EndpointRuntime:
+class _SubscriptionRuntime:
+    """A core-NATS subscription whose messages are served by bounded concurrent tasks."""
+
+    def __init__(
+        self,
+        nc: Client,
+        subject: str,
+        queue_group: str,
+        handler: Handler,
+        message_type: Any,
+        *,
+        actor: str,
+        on_failure: FailureHook,
+        concurrency: int,
+    ) -> None:
+        self.stats = Stats()
+        self._nc = nc
+        self._subject = subject
+        self._queue_group = queue_group
+        self._handler = handler
+        self._codec: Codec[Any] = Codec.of(message_type)
+        self._actor = actor
+        self._on_failure = on_failure
+        self._tasks = _Tasks(concurrency)
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        """Subscribe (in the queue group, if any)."""
+        self._sub = await self._nc.subscribe(
+            self._subject, queue=self._queue_group, cb=self._on_msg
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking messages, serve those already received, wait for handlers."""
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await self._sub.drain()  # type: ignore[no-untyped-call]
+            self._sub = None
+        await self._tasks.settle(grace)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        await self._tasks.slots.acquire()
+        self._tasks.spawn(self._serve(msg))
+
+    async def _serve(self, msg: Msg) -> None:
+        raise NotImplementedError
+
+
+class EndpointRuntime(_SubscriptionRuntime):
     """Serves one request/reply endpoint in a queue group."""
 
     def __init__(
@@ -125,33 +173,17 @@ class EndpointRuntime:
         actor: str,
         on_failure: FailureHook,
     ) -> None:
-        self.spec = spec
-        self.stats = Stats()
-        self._nc = nc
-        self._handler = handler
-        self._codec: Codec[Any] = Codec.of(request_type)
-        self._actor = actor
-        self._on_failure = on_failure
-        self._tasks = _Tasks(spec.concurrency)
-        self._sub: Subscription | None = None
-
-    async def start(self) -> None:
-        """Subscribe in the endpoint's queue group."""
-        self._sub = await self._nc.subscribe(
-            self.spec.subject, queue=self.spec.queue_group, cb=self._on_msg
+        super().__init__(
+            nc,
+            spec.subject,
+            spec.queue_group,
+            handler,
+            request_type,
+            actor=actor,
+            on_failure=on_failure,
+            concurrency=spec.concurrency,
         )
-
-    async def stop(self, grace: float) -> None:
-        """Stop taking requests, answer those already received, wait for handlers."""
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._sub.drain()  # type: ignore[no-untyped-call]
-            self._sub = None
-        await self._tasks.settle(grace)
-
-    async def _on_msg(self, msg: Msg) -> None:
-        await self._tasks.slots.acquire()
-        self._tasks.spawn(self._serve(msg))
+        self.spec = spec
 
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter_ns()
@@ -205,7 +237,7 @@ def _micro_code(error: RequestError) -> str:
     }.get(error.code, "500")
 
 
-class ListenerRuntime:
+class ListenerRuntime(_SubscriptionRuntime):
     """Handles core-NATS events on one subject."""
 
     def __init__(
@@ -219,33 +251,17 @@ class ListenerRuntime:
         on_failure: FailureHook,
         concurrency: int = 16,
     ) -> None:
-        self.spec = spec
-        self.stats = Stats()
-        self._nc = nc
-        self._handler = handler
-        self._codec: Codec[Any] = Codec.of(message_type)
-        self._actor = actor
-        self._on_failure = on_failure
-        self._tasks = _Tasks(concurrency)
-        self._sub: Subscription | None = None
-
-    async def start(self) -> None:
-        """Subscribe."""
-        self._sub = await self._nc.subscribe(
-            self.spec.subject, queue=self.spec.queue_group or "", cb=self._on_msg
+        super().__init__(
+            nc,
+            spec.subject,
+            spec.queue_group or "",
+            handler,
+            message_type,
+            actor=actor,
+            on_failure=on_failure,
+            concurrency=concurrency,
         )
-
-    async def stop(self, grace: float) -> None:
-        """Drain the subscription and wait for handlers."""
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._sub.drain()  # type: ignore[no-untyped-call]
-            self._sub = None
-        await self._tasks.settle(grace)
-
-    async def _on_msg(self, msg: Msg) -> None:
-        await self._tasks.slots.acquire()
-        self._tasks.spawn(self._serve(msg))
+        self.spec = spec
 
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter_ns()
