@@ -18,7 +18,7 @@ the full breaker (window included) as a :class:`BreakerSnapshot` in
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -175,7 +175,7 @@ class BreakerTransitionEvent(Message, frozen=True, tag="troupe.breakers.v1.trans
 ControlAction = Literal["force_open", "disable", "reset"]
 """Manual actions: hold open, let everything through unrecorded, back to closed."""
 
-CONTROL_ACTIONS: tuple[ControlAction, ...] = ("force_open", "disable", "reset")
+CONTROL_ACTIONS: tuple[ControlAction, ...] = get_args(ControlAction)
 """Every :data:`ControlAction`."""
 
 

@@ -12,7 +12,7 @@ runner agree on for failed work (not for failed requests).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -43,14 +43,7 @@ ErrorCode = Literal[
 ErrorClass = Literal["transient", "timeout", "resource", "permanent", "unavailable", "cancelled"]
 """Classification of a failed unit of work (step, agent call, engine call)."""
 
-ERROR_CLASSES: tuple[ErrorClass, ...] = (
-    "transient",
-    "timeout",
-    "resource",
-    "permanent",
-    "unavailable",
-    "cancelled",
-)
+ERROR_CLASSES: tuple[ErrorClass, ...] = get_args(ErrorClass)
 """Every :data:`ErrorClass`, in a stable order."""
 
 

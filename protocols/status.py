@@ -10,7 +10,7 @@ tracker folds them into a :class:`WorkflowView` stored in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -58,18 +58,7 @@ WorkflowState = Literal[
 ]
 """Lifecycle state of a workflow."""
 
-WORKFLOW_STATES: tuple[WorkflowState, ...] = (
-    "submitted",
-    "queued",
-    "preparing",
-    "running",
-    "retrying",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "timed_out",
-    "rejected",
-)
+WORKFLOW_STATES: tuple[WorkflowState, ...] = get_args(WorkflowState)
 """Every :data:`WorkflowState`, in lifecycle order."""
 
 TERMINAL_STATES: frozenset[WorkflowState] = frozenset(

@@ -11,7 +11,7 @@ reason that starts with one of the :data:`REJECTION_CODES`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -68,21 +68,7 @@ RejectionCode = Literal[
 ]
 """Why a task was rejected; the first word of the workflow's ``reason``."""
 
-REJECTION_CODES: tuple[RejectionCode, ...] = (
-    "invalid_task",
-    "unknown_template",
-    "invalid_template",
-    "invalid_definition",
-    "missing_parameter",
-    "invalid_parameter",
-    "unknown_parameter",
-    "undefined_parameter",
-    "duplicate_step",
-    "unknown_dependency",
-    "cycle",
-    "missing_input",
-    "no_capable_agent",
-)
+REJECTION_CODES: tuple[RejectionCode, ...] = get_args(RejectionCode)
 """Every :data:`RejectionCode`."""
 
 TaskState = Literal["accepted", "queued", "dispatched", "rejected", "cancelled"]

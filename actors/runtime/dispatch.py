@@ -225,16 +225,20 @@ class EndpointRuntime(_SubscriptionRuntime):
         self.stats.record(started, error.code if error else None)
 
 
+_MICRO_CODES = {
+    "bad_request": "400",
+    "not_found": "404",
+    "conflict": "409",
+    "forbidden": "403",
+    "rejected": "422",
+    "timeout": "504",
+    "unavailable": "503",
+}
+"""NATS micro error codes (HTTP-like) of each :data:`~protocols.errors.ErrorCode`."""
+
+
 def _micro_code(error: RequestError) -> str:
-    return {
-        "bad_request": "400",
-        "not_found": "404",
-        "conflict": "409",
-        "forbidden": "403",
-        "rejected": "422",
-        "timeout": "504",
-        "unavailable": "503",
-    }.get(error.code, "500")
+    return _MICRO_CODES.get(error.code, "500")
 
 
 class ListenerRuntime(_SubscriptionRuntime):
