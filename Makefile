@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint typecheck bench install dev clean
+.PHONY: demo test chaos lint typecheck bench install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ PYTEST_COV := --cov=actors --cov=protocols --cov-branch --cov-report=term:skip-c
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_COV)
 	@$(BIN)/python tests/coverage_floor.py
+
+# The full kill-everything run: >= 1,000 workflows, >= 200 SIGKILLs of every process
+# kind (actors, nats-server, the supervisor), then the checker's verdict table.
+# (300 workflows on a three-node cluster with random node SIGKILLs run in `make test`.)
+# A small configuration of the same suite runs in `make test` (tests/chaos).
+# Override e.g. `make chaos CHAOS_ARGS="--workflows 200 --kills 40"`.
+CHAOS_ARGS ?= --workflows 1000 --kills 200
+chaos: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks

@@ -1,33 +1,44 @@
 """troupe's JetStream topology: every stream, KV bucket and object store, declared once.
 
 Actors list the entries they use in their ``streams`` / ``buckets`` /
-``object_stores`` class attributes; the runtime creates them at start-up.
+``object_stores`` / ``consumers`` class attributes; ``troupe init`` (and
+``troupe up``) creates them as ``admin`` and the actors bind to them.
 Workflow data lives in file storage; agent presence in memory storage.
 """
 
 from __future__ import annotations
 
+from actors.runtime.bootstrap import Topology
+from actors.runtime.handlers import ConsumerSpec
 from actors.runtime.topology import BucketSpec, ObjectStoreSpec, StreamSpec
-from protocols import agents, breakers, pipelines, status, tasks
+from protocols import agents, breakers, flags, pipelines, schedules, status, tasks
 
 __all__ = [
     "AGENTS",
     "AGENT_ASSIGNMENTS",
     "AGENT_INBOX",
     "AGENT_RESULTS",
+    "AGENT_RESULTS_CONSUMER",
     "ARTIFACTS",
     "BREAKERS",
     "BREAKER_REPORTS",
     "BREAKER_SNAPSHOTS",
     "CHECKPOINTS",
     "DURATIONS",
+    "FLAGS",
+    "LEASES",
     "PIPELINES",
     "RESULTS",
+    "SCHEDULES",
+    "SCHEDULE_DEFINITIONS",
+    "SCHEDULE_FIRINGS",
     "STATUS_EVENTS",
     "STEP_CACHE",
     "TASKS",
     "TASK_IDS",
+    "TROUPE",
     "WORKFLOWS",
+    "agent_inbox_consumer",
 ]
 
 DAY = 24 * 3600.0
@@ -73,6 +84,15 @@ CHECKPOINTS = BucketSpec(
     history=1,
     ttl=7 * DAY,
     description="Steps finished by pipeline runs in flight, so a redelivered run resumes",
+)
+
+LEASES = BucketSpec(
+    name=pipelines.LEASES_BUCKET,
+    history=1,
+    # Upper bound for released leases' markers: a live lease carries its own TTL,
+    # refreshed by its holder, so it expires within seconds of its runner's death.
+    ttl=DAY,
+    description="Run and step leases of pipeline runners (who executes what now)",
 )
 
 STEP_CACHE = ObjectStoreSpec(
@@ -158,3 +178,80 @@ AGENT_ASSIGNMENTS = BucketSpec(
     ttl=7 * DAY,
     description="Open agent tasks: which agent holds each, re-dispatched if it departs",
 )
+
+FLAGS = BucketSpec(
+    name=flags.FLAGS_BUCKET,
+    history=64,
+    description="Feature flags, watched by the actors; the history keeps earlier versions",
+)
+
+SCHEDULES = StreamSpec(
+    name=schedules.SCHEDULES_STREAM,
+    subjects=(schedules.DEFINITION_SUBJECTS, schedules.FIRING_SUBJECTS),
+    # One message per subject: a schedule's message (replaced to pause it, never
+    # aged out) and its latest firing not yet consumed (missed firings coalesce).
+    max_msgs_per_subject=1,
+    allow_msg_schedules=True,
+    description="Schedule messages (fired by the server) and their firings",
+)
+
+SCHEDULE_DEFINITIONS = BucketSpec(
+    name=schedules.SCHEDULES_BUCKET,
+    history=8,
+    description="Schedule definitions, paused ones included",
+)
+
+SCHEDULE_FIRINGS = ConsumerSpec(
+    stream=SCHEDULES,
+    durable="task-manager-schedules",
+    filter_subject=schedules.FIRING_SUBJECTS,
+    concurrency=4,
+)
+"""The task manager's consumer of schedule firings."""
+
+AGENT_RESULTS_CONSUMER = ConsumerSpec(
+    stream=AGENT_RESULTS, durable="task-manager-agent-results", concurrency=16
+)
+"""The task manager's consumer of agent task results."""
+
+
+def agent_inbox_consumer(agent_id: str, *, ack_wait: float = 30.0) -> ConsumerSpec:
+    """Return the durable consumer of ``agent_id``'s inbox (created by ``troupe agents add``)."""
+    return ConsumerSpec(
+        stream=AGENT_INBOX,
+        durable=agents.inbox_durable(agent_id),
+        filter_subject=agents.inbox_subject(agent_id),
+        ack_wait=ack_wait,
+        max_deliver=5,
+    )
+
+
+TROUPE = Topology(
+    streams=(
+        TASKS,
+        PIPELINES,
+        STATUS_EVENTS,
+        BREAKER_REPORTS,
+        AGENT_INBOX,
+        AGENT_RESULTS,
+        SCHEDULES,
+    ),
+    buckets=(
+        TASK_IDS,
+        RESULTS,
+        CHECKPOINTS,
+        LEASES,
+        WORKFLOWS,
+        DURATIONS,
+        BREAKERS,
+        BREAKER_SNAPSHOTS,
+        AGENTS,
+        AGENT_ASSIGNMENTS,
+        FLAGS,
+        SCHEDULE_DEFINITIONS,
+    ),
+    object_stores=(ARTIFACTS, STEP_CACHE),
+    consumers=(AGENT_RESULTS_CONSUMER, SCHEDULE_FIRINGS),
+)
+"""Every stream, bucket and object store above: created by ``troupe init`` with the
+actors' own declarations (their consumers with per-instance options)."""

@@ -16,6 +16,7 @@ import msgspec
 
 from protocols.base import Message
 from protocols.errors import ErrorClass
+from protocols.ids import ID_PATTERN as _ID_PATTERN
 
 __all__ = [
     "AGENTS_BUCKET",
@@ -45,6 +46,9 @@ __all__ = [
     "ListAgents",
     "TaskResult",
     "Version",
+    "heartbeat_key",
+    "heartbeat_subject",
+    "inbox_durable",
     "inbox_subject",
     "result_subject",
 ]
@@ -79,8 +83,8 @@ RESULTS_SUBJECTS = "troupe.agents.results.>"
 ASSIGNMENTS_BUCKET = "troupe-agent-tasks"
 """KV bucket: workflow id -> :class:`AgentAssignment` while an agent task is open."""
 
-AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-"""Agent ids are KV keys and subject tokens."""
+AGENT_ID_PATTERN = _ID_PATTERN
+"""Agent ids are KV keys and subject tokens: the shared id pattern."""
 
 VERSION_PATTERN = r"^\d+(\.\d+){0,2}$"
 """Capability versions: dotted numeric, one to three parts."""
@@ -98,6 +102,21 @@ def inbox_subject(agent_id: str) -> str:
 def result_subject(workflow_id: str) -> str:
     """Return the subject an agent reports the result of ``workflow_id``'s task on."""
     return f"troupe.agents.results.{workflow_id}"
+
+
+def heartbeat_key(agent_id: str) -> str:
+    """Return the key of ``agent_id``'s heartbeat in :data:`AGENTS_BUCKET`."""
+    return agent_id
+
+
+def heartbeat_subject(agent_id: str, bucket: str = AGENTS_BUCKET) -> str:
+    """Return the subject a heartbeat of ``agent_id`` is published on (its KV key's subject)."""
+    return f"$KV.{bucket}.{heartbeat_key(agent_id)}"
+
+
+def inbox_durable(agent_id: str) -> str:
+    """Return the name of ``agent_id``'s durable consumer on :data:`INBOX_STREAM`."""
+    return f"agent-{agent_id}"
 
 
 class Capability(msgspec.Struct, frozen=True, kw_only=True):

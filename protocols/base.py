@@ -8,21 +8,12 @@ of messages decodes without guessing.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
-__all__ = ["ID_PATTERN", "TAG_FIELD", "Identifier", "Message", "type_id"]
+__all__ = ["TAG_FIELD", "Message", "type_id"]
 
 TAG_FIELD = "type"
 """Name of the field that carries a message's versioned type id."""
-
-
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-"""Task, workflow and agent ids: they double as KV keys and subject tokens."""
-
-Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
-"""A string matching :data:`ID_PATTERN`."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field=TAG_FIELD):

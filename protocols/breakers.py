@@ -49,6 +49,7 @@ __all__ = [
     "breaker_kv_key",
     "event_subject",
     "is_probe_kv_key",
+    "parse_probe_kv_key",
     "probe_kv_key",
 ]
 
@@ -107,6 +108,18 @@ def probe_kv_key(key: str, epoch: int, slot: int) -> str:
 def is_probe_kv_key(kv_key: str) -> bool:
     """Whether ``kv_key`` is a probe claim rather than a breaker status."""
     return kv_key.startswith(_PROBE_PREFIX)
+
+
+def parse_probe_kv_key(kv_key: str) -> tuple[str, int, int]:
+    """Invert :func:`probe_kv_key`: the breaker's KV key, the epoch and the slot.
+
+    Raises:
+        ValueError: ``kv_key`` is not a probe claim.
+    """
+    parts = kv_key.split(".")
+    if len(parts) != 4 or parts[0] + "." != _PROBE_PREFIX:
+        raise ValueError(f"not a probe claim: {kv_key!r}")
+    return parts[1], int(parts[2]), int(parts[3])
 
 
 def event_subject(state: BreakerState) -> str:

@@ -1,17 +1,27 @@
-"""The catalog of every message type and the subject it travels on.
+"""The catalog of every message type, the subject it travels on, and how it is stored.
 
 ``troupe schema`` prints it with each message's JSON Schema, so clients in any
-language can take part.
+language can take part: a request route names its reply type, an event route
+the encoding troupe publishes it in, and a stored-value route (``kv``) its key
+format. Names of subjects, streams and buckets come from the concern modules.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
-from protocols import agents, breakers, errors, pipelines, status, tasks
+from protocols import agents, breakers, errors, flags, pipelines, schedules, status, tasks
 from protocols.base import Message
+from protocols.headers import EVENT_ENCODING, JSON, MSGPACK
 
-__all__ = ["CATALOG", "Route"]
+__all__ = ["CATALOG", "Pattern", "Route"]
+
+Pattern = Literal["stream", "request", "reply", "event", "kv"]
+"""How a message travels: captured by a JetStream ``stream``, sent as a
+``request`` or its ``reply``, fanned out as a core-NATS ``event``, or stored
+as a value in a KV bucket or object store (``kv``)."""
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -20,93 +30,115 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     message: type[Message]
     """The message class."""
     subject: str
-    """Subject (or subject pattern) it is published on."""
-    pattern: str
-    """``stream`` (captured by a JetStream stream), ``request`` (request/reply),
-    ``reply`` (answer to a request), ``event`` (core fan-out) or ``kv`` (stored value)."""
+    """Subject (or subject pattern) it is published on; for ``kv``, the bucket."""
+    pattern: Pattern
+    """How it travels (see :data:`Pattern`)."""
     stream: str | None = None
     """Stream capturing the subject, if any."""
+    reply: type[Message] | None = None
+    """For a ``request``: the type of a successful answer (an error is an
+    :class:`~protocols.errors.ErrorReply` with the micro error headers)."""
+    encoding: str = MSGPACK
+    """Content type troupe publishes or stores it in (always named in the
+    ``Content-Type`` header). Readers accept JSON and MessagePack alike, and
+    requests are answered in the encoding they were sent in."""
+    key: str | None = None
+    """For ``kv``: the key format."""
+
+
+_BREAKER_KEY = "base64url of the breaker key (e.g. 'image:python:3.12'), without padding"
+
+
+def _stream(message: type[Message], subject: str, *, stream: str) -> Route:
+    """A message captured by ``stream``."""
+    return Route(message=message, subject=subject, pattern="stream", stream=stream)
+
+
+def _request(message: type[Message], subject: str, *, reply: type[Message]) -> tuple[Route, Route]:
+    """A request on ``subject`` and its successful answer."""
+    return (
+        Route(message=message, subject=subject, pattern="request", reply=reply),
+        Route(message=reply, subject=subject, pattern="reply"),
+    )
+
+
+def _event(message: type[Message], subject: str, *, encoding: str = MSGPACK) -> Route:
+    """A message fanned out on core NATS, published in ``encoding``."""
+    return Route(message=message, subject=subject, pattern="event", encoding=encoding)
+
+
+def _kv(message: type[Message], bucket: str, *, key: str) -> Route:
+    """A value stored in ``bucket`` (a KV bucket or object store) under ``key``."""
+    return Route(message=message, subject=bucket, pattern="kv", key=key)
 
 
 CATALOG: tuple[Route, ...] = (
-    Route(
-        message=tasks.TaskSubmitted,
-        subject=tasks.SUBMIT_SUBJECT,
-        pattern="stream",
-        stream=tasks.TASKS_STREAM,
+    _stream(tasks.TaskSubmitted, tasks.SUBMIT_SUBJECT, stream=tasks.TASKS_STREAM),
+    *_request(tasks.CancelTask, tasks.CANCEL_SUBJECT, reply=tasks.CancelAccepted),
+    _kv(tasks.TaskRecord, tasks.TASKS_BUCKET, key="<task_id>"),
+    *_request(tasks.GetTask, tasks.GET_SUBJECT, reply=tasks.TaskRecord),
+    *_request(tasks.ListTemplates, tasks.TEMPLATE_LIST_SUBJECT, reply=tasks.TemplateList),
+    *_request(tasks.GetTemplate, tasks.TEMPLATE_GET_SUBJECT, reply=tasks.TemplateInfo),
+    *_request(tasks.ValidateTask, tasks.VALIDATE_SUBJECT, reply=tasks.TaskPlan),
+    _stream(pipelines.PipelineRun, pipelines.RUN_SUBJECT, stream=pipelines.PIPELINES_STREAM),
+    _event(pipelines.CancelRun, pipelines.CANCEL_SUBJECT),
+    _event(pipelines.StopExecution, pipelines.EXECUTION_STOP_SUBJECT),
+    _event(pipelines.StepOutput, pipelines.LOGS_SUBJECTS, encoding=JSON),
+    *_request(pipelines.GetResult, pipelines.RESULT_SUBJECT, reply=pipelines.PipelineResult),
+    _kv(pipelines.PipelineResult, pipelines.RESULTS_BUCKET, key="<workflow_id>"),
+    _stream(status.WorkflowTransition, status.EVENTS_SUBJECTS, stream=status.STATUS_STREAM),
+    _stream(status.StepTransition, status.EVENTS_SUBJECTS, stream=status.STATUS_STREAM),
+    _stream(status.StepProgress, status.EVENTS_SUBJECTS, stream=status.STATUS_STREAM),
+    _kv(status.WorkflowView, status.WORKFLOWS_BUCKET, key="<workflow_id>"),
+    _event(status.WorkflowView, status.UPDATES_SUBJECTS, encoding=EVENT_ENCODING),
+    _kv(
+        status.TemplateDurations,
+        status.DURATIONS_BUCKET,
+        key="<template>, or 'h.' + the first 40 hex digits of its sha256 when the name "
+        "is not a valid key",
     ),
-    Route(message=tasks.CancelTask, subject=tasks.CANCEL_SUBJECT, pattern="request"),
-    Route(message=tasks.CancelAccepted, subject=tasks.CANCEL_SUBJECT, pattern="reply"),
-    Route(message=tasks.TaskRecord, subject=tasks.TASKS_BUCKET, pattern="kv"),
-    Route(
-        message=pipelines.PipelineRun,
-        subject=pipelines.RUN_SUBJECT,
-        pattern="stream",
-        stream=pipelines.PIPELINES_STREAM,
+    *_request(status.GetWorkflow, status.GET_SUBJECT, reply=status.WorkflowView),
+    *_request(status.ListWorkflows, status.LIST_SUBJECT, reply=status.WorkflowList),
+    _stream(breakers.OutcomeReport, breakers.REPORT_SUBJECT, stream=breakers.REPORTS_STREAM),
+    _kv(
+        breakers.BreakerStatus,
+        breakers.BREAKERS_BUCKET,
+        key=f"{_BREAKER_KEY}; keys 'probe.<that>.<epoch>.<slot>' hold a runner's "
+        "half-open probe claim (its id as plain text), not a BreakerStatus",
     ),
-    Route(message=pipelines.CancelRun, subject=pipelines.CANCEL_SUBJECT, pattern="event"),
-    Route(message=pipelines.GetResult, subject=pipelines.RESULT_SUBJECT, pattern="request"),
-    Route(message=pipelines.PipelineResult, subject=pipelines.RESULTS_BUCKET, pattern="kv"),
-    Route(
-        message=status.WorkflowTransition,
-        subject=status.EVENTS_SUBJECTS,
-        pattern="stream",
-        stream=status.STATUS_STREAM,
+    _event(breakers.BreakerTransitionEvent, breakers.EVENTS_SUBJECTS, encoding=EVENT_ENCODING),
+    *_request(breakers.BreakerControl, breakers.CONTROL_SUBJECT, reply=breakers.BreakerList),
+    *_request(breakers.ListBreakers, breakers.LIST_SUBJECT, reply=breakers.BreakerList),
+    _kv(
+        agents.AgentInfo,
+        agents.AGENTS_BUCKET,
+        key="<agent_id>; write each heartbeat with the header 'Nats-TTL: <seconds>' "
+        "(the key's lifetime, a few heartbeat intervals)",
     ),
-    Route(
-        message=status.StepTransition,
-        subject=status.EVENTS_SUBJECTS,
-        pattern="stream",
-        stream=status.STATUS_STREAM,
+    *_request(agents.FindAgents, agents.FIND_SUBJECT, reply=agents.AgentList),
+    *_request(agents.ListAgents, agents.LIST_SUBJECT, reply=agents.AgentList),
+    _event(agents.AgentJoined, agents.JOINED_SUBJECT, encoding=EVENT_ENCODING),
+    _event(agents.AgentLeft, agents.LEFT_SUBJECT, encoding=EVENT_ENCODING),
+    _stream(agents.AgentEnvelope, agents.INBOX_SUBJECTS, stream=agents.INBOX_STREAM),
+    _stream(agents.TaskResult, agents.RESULTS_SUBJECTS, stream=agents.RESULTS_STREAM),
+    _kv(agents.AgentAssignment, agents.ASSIGNMENTS_BUCKET, key="<workflow_id>"),
+    *_request(pipelines.ClearCache, pipelines.CACHE_CLEAR_SUBJECT, reply=pipelines.CacheCleared),
+    _event(pipelines.CacheCleared, pipelines.CACHE_CLEARED_SUBJECT),
+    _kv(
+        pipelines.CachedStep,
+        pipelines.CACHE_BUCKET,
+        key="<cache key: hex sha256 of backend, image, command, env, input digests and "
+        "outputs> (an object store)",
     ),
-    Route(
-        message=status.StepProgress,
-        subject=status.EVENTS_SUBJECTS,
-        pattern="stream",
-        stream=status.STATUS_STREAM,
+    _kv(pipelines.RunCheckpoint, pipelines.CHECKPOINTS_BUCKET, key="<workflow_id>"),
+    _kv(
+        pipelines.StepLease,
+        pipelines.LEASES_BUCKET,
+        key="<workflow_id> (run lease) or <workflow_id>.<step> (step lease); per-key TTL",
     ),
-    Route(message=status.WorkflowView, subject=status.WORKFLOWS_BUCKET, pattern="kv"),
-    Route(message=status.TemplateDurations, subject=status.DURATIONS_BUCKET, pattern="kv"),
-    Route(message=status.GetWorkflow, subject=status.GET_SUBJECT, pattern="request"),
-    Route(message=status.ListWorkflows, subject=status.LIST_SUBJECT, pattern="request"),
-    Route(message=status.WorkflowList, subject=status.LIST_SUBJECT, pattern="reply"),
-    Route(
-        message=breakers.OutcomeReport,
-        subject=breakers.REPORT_SUBJECT,
-        pattern="stream",
-        stream=breakers.REPORTS_STREAM,
-    ),
-    Route(message=breakers.BreakerStatus, subject=breakers.BREAKERS_BUCKET, pattern="kv"),
-    Route(
-        message=breakers.BreakerTransitionEvent, subject=breakers.EVENTS_SUBJECTS, pattern="event"
-    ),
-    Route(message=breakers.BreakerControl, subject=breakers.CONTROL_SUBJECT, pattern="request"),
-    Route(message=breakers.ListBreakers, subject=breakers.LIST_SUBJECT, pattern="request"),
-    Route(message=breakers.BreakerList, subject=breakers.LIST_SUBJECT, pattern="reply"),
-    Route(message=agents.AgentInfo, subject=agents.AGENTS_BUCKET, pattern="kv"),
-    Route(message=agents.FindAgents, subject=agents.FIND_SUBJECT, pattern="request"),
-    Route(message=agents.ListAgents, subject=agents.LIST_SUBJECT, pattern="request"),
-    Route(message=agents.AgentList, subject=agents.FIND_SUBJECT, pattern="reply"),
-    Route(message=agents.AgentJoined, subject=agents.JOINED_SUBJECT, pattern="event"),
-    Route(message=agents.AgentLeft, subject=agents.LEFT_SUBJECT, pattern="event"),
-    Route(
-        message=agents.AgentEnvelope,
-        subject=agents.INBOX_SUBJECTS,
-        pattern="stream",
-        stream=agents.INBOX_STREAM,
-    ),
-    Route(
-        message=agents.TaskResult,
-        subject=agents.RESULTS_SUBJECTS,
-        pattern="stream",
-        stream=agents.RESULTS_STREAM,
-    ),
-    Route(message=agents.AgentAssignment, subject=agents.ASSIGNMENTS_BUCKET, pattern="kv"),
-    Route(message=pipelines.ClearCache, subject=pipelines.CACHE_CLEAR_SUBJECT, pattern="request"),
-    Route(message=pipelines.CacheCleared, subject=pipelines.CACHE_CLEARED_SUBJECT, pattern="event"),
-    Route(message=pipelines.CachedStep, subject=pipelines.CACHE_BUCKET, pattern="kv"),
-    Route(message=pipelines.RunCheckpoint, subject=pipelines.CHECKPOINTS_BUCKET, pattern="kv"),
-    Route(message=breakers.BreakerSnapshot, subject=breakers.SNAPSHOTS_BUCKET, pattern="kv"),
+    _kv(breakers.BreakerSnapshot, breakers.SNAPSHOTS_BUCKET, key=_BREAKER_KEY),
+    _kv(flags.Flag, flags.FLAGS_BUCKET, key="<flag name>"),
+    _kv(schedules.Schedule, schedules.SCHEDULES_BUCKET, key="<schedule name>"),
     Route(message=errors.ErrorReply, subject="(any request subject)", pattern="reply"),
 )
 """Every message type troupe puts on the wire."""

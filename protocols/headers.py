@@ -10,19 +10,27 @@ __all__ = [
     "DEAD_LETTER_SUBJECT",
     "ERROR_CODE",
     "ERROR_DESCRIPTION",
+    "EVENT_ENCODING",
     "JSON",
     "MSGPACK",
     "MSG_ID",
 ]
 
 CONTENT_TYPE = "Content-Type"
-"""Header naming the payload encoding; absent means MessagePack."""
+"""Header naming the payload encoding. troupe sets it on everything it publishes,
+stores or answers; a message without it is read as MessagePack (a stored value
+without it whose first byte is ``{`` as JSON)."""
 
 JSON = "application/json"
 """Content type of JSON payloads (accepted and answered in kind)."""
 
 MSGPACK = "application/msgpack"
 """Content type of MessagePack payloads, the default between actors."""
+
+EVENT_ENCODING = JSON
+"""Encoding of the core-NATS events any client may subscribe to (workflow view
+updates, agent joined/left, breaker transitions): JSON, so a client that speaks
+only JSON can follow a workflow live. Readers decode by ``Content-Type``."""
 
 MSG_ID = "Nats-Msg-Id"
 """JetStream de-duplication id; troupe sets it to the message's idempotency key."""

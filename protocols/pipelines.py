@@ -9,12 +9,13 @@ inline). The task manager validates and plans it, then publishes a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from protocols.base import Identifier, Message
+from protocols.base import Message
 from protocols.errors import ErrorClass
+from protocols.ids import Identifier
 
 __all__ = [
     "ARTIFACTS_BUCKET",
@@ -23,6 +24,9 @@ __all__ = [
     "CACHE_CLEAR_SUBJECT",
     "CANCEL_SUBJECT",
     "CHECKPOINTS_BUCKET",
+    "EXECUTION_STOP_SUBJECT",
+    "LEASES_BUCKET",
+    "LOGS_SUBJECTS",
     "NAME_PATTERN",
     "PIPELINES_STREAM",
     "RESULTS_BUCKET",
@@ -42,11 +46,19 @@ __all__ = [
     "PipelineResult",
     "PipelineRun",
     "PipelineSpec",
+    "RetryPolicySpec",
     "RunCheckpoint",
     "RunOutcome",
+    "StepAttemptReason",
+    "StepLease",
     "StepOutcome",
+    "StepOutput",
     "StepResult",
     "StepSpec",
+    "StopExecution",
+    "logs_subject",
+    "run_lease_key",
+    "step_key",
 ]
 
 RUN_SUBJECT = "troupe.pipelines.run"
@@ -57,6 +69,12 @@ PIPELINES_STREAM = "TROUPE_PIPELINES"
 
 CANCEL_SUBJECT = "troupe.pipelines.cancel"
 """Fan-out subject (every runner listens) of :class:`CancelRun`."""
+
+EXECUTION_STOP_SUBJECT = "troupe.pipelines.executions.stop"
+"""Fan-out subject (every runner listens) of :class:`StopExecution`."""
+
+LOGS_SUBJECTS = "troupe.pipelines.logs.>"
+"""Core subjects of :class:`StepOutput` lines: see :func:`logs_subject`."""
 
 RESULT_SUBJECT = "troupe.pipelines.result"
 """Request subject answering :class:`GetResult` with a :class:`PipelineResult`."""
@@ -79,6 +97,13 @@ CACHE_CLEARED_SUBJECT = "troupe.pipelines.cache.cleared"
 CHECKPOINTS_BUCKET = "troupe-run-checkpoints"
 """KV bucket: workflow id -> :class:`RunCheckpoint` (steps finished by a run in flight)."""
 
+LEASES_BUCKET = "troupe-step-leases"
+"""KV bucket of :class:`StepLease` entries with a per-key TTL: who executes a run or a step now.
+
+Keys are :func:`run_lease_key` (a workflow id) and :func:`step_key` (a workflow
+id, a dot, a step name). A holder keeps its lease alive; a lease whose runner
+died expires within its TTL."""
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Names of pipelines, steps and parameters."""
 
@@ -86,6 +111,9 @@ Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
 ParamType = Literal["str", "int", "float", "bool"]
 ParamValue = str | int | float | bool
 BackendName = Literal["auto", "local", "dagger"]
+StepAttemptReason = Literal["first", "retry", "runner_lost"]
+"""Why a step attempt runs: the first one, a retry after a failure, or again
+because the runner executing the previous attempt was lost mid-step."""
 StepOutcome = Literal["succeeded", "failed", "skipped", "cancelled", "timed_out"]
 RunOutcome = Literal["succeeded", "failed", "cancelled", "timed_out"]
 
@@ -101,6 +129,32 @@ class ParamSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Value used when the task gives none; ``None`` makes the parameter required."""
     description: str = ""
     """What the parameter is for."""
+
+
+class RetryPolicySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A retry policy defined in a pipeline file or template (named in ``retry_policies``).
+
+    Delays follow exponential backoff: the cap after failed attempt *n* is
+    ``min(max_delay, base_delay * multiplier ** (n - 1))``; ``full`` jitter
+    waits a uniform time below the cap, ``none`` the cap itself.
+    """
+
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    """Attempts in all, the first included (1 = never retry)."""
+    base_delay: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    """Seconds of the backoff cap before the first retry."""
+    multiplier: Annotated[float, msgspec.Meta(ge=1)] = 2.0
+    """Growth of the cap per attempt."""
+    max_delay: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    """Upper bound of any single delay (at least ``base_delay``)."""
+    jitter: Literal["full", "none"] = "full"
+    """``full``: uniform between 0 and the cap; ``none``: the cap."""
+    retry_on: list[ErrorClass] = msgspec.field(
+        default_factory=lambda: ["transient", "timeout", "unavailable"]
+    )
+    """Error classes worth retrying."""
+    deadline: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Seconds from the run's start after which no retry starts."""
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -123,11 +177,15 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Seconds before the step is killed and ends ``timed_out``."""
     retry: str | None = None
-    """Name of a retry policy known to the breaker supervisor."""
+    """Name of a retry policy: a built-in one or one of the pipeline's ``retry_policies``."""
     backend: BackendName | None = None
     """Backend hint overriding the pipeline's."""
     cache: bool = True
     """Whether a success may be served from (and stored in) the step cache."""
+    breaker: Literal["step", "template"] | None = None
+    """Opt-in breaker counting this step's own failures: ``step`` (key
+    ``step:PIPELINE/STEP``) or ``template`` (key ``template:PIPELINE``, shared by
+    every step of the pipeline that opts in)."""
 
 
 class PipelineSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -145,6 +203,8 @@ class PipelineSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Default backend of every step."""
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Seconds before the whole workflow ends ``timed_out``."""
+    retry_policies: dict[Name, RetryPolicySpec] = msgspec.field(default_factory=dict)
+    """Retry policies of this pipeline, by name (built-in names cannot be redefined)."""
 
 
 class PipelineRun(Message, frozen=True, tag="troupe.pipelines.v1.run"):
@@ -171,6 +231,46 @@ class CancelRun(Message, frozen=True, tag="troupe.pipelines.v1.cancel"):
     """Workflow to stop."""
     reason: str = "cancelled by user"
     """Why, recorded in the status history."""
+
+
+class StopExecution(Message, frozen=True, tag="troupe.pipelines.v1.stop_execution"):
+    """Broadcast asking the runner executing a step to stop it (its workflow ends cancelled)."""
+
+    workflow_id: str
+    """Workflow of the step."""
+    step: str
+    """Step to stop."""
+    reason: str = "stopped by an operator"
+    """Why, recorded in the status history."""
+
+
+def logs_subject(workflow_id: str, step: str | None = None) -> str:
+    """Return the subject of a step's live output (``None``: a wildcard over every step)."""
+    return f"troupe.pipelines.logs.{workflow_id}." + (step if step is not None else ">")
+
+
+class StepOutput(Message, frozen=True, tag="troupe.pipelines.v1.output"):
+    """One line a running step printed, published live in JSON (not stored; bounded in rate).
+
+    The stored result keeps each step's last lines (``stdout_tail``, ``stderr_tail``).
+    """
+
+    workflow_id: str
+    """Workflow id."""
+    step: str
+    """Step name."""
+    attempt: int
+    """Step attempt that printed it."""
+    stream: Literal["stdout", "stderr"]
+    """Which output."""
+    line: str
+    """The line, without its newline (cut to the runner's line bound)."""
+    seq: int
+    """Position among the lines published for this attempt, from 1."""
+    at: float
+    """Unix time the runner read it."""
+    dropped: int = 0
+    """Lines dropped just before this one (over the rate bound)."""
 
 
 class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,6 +311,15 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     """Classification of a failure."""
     reason: str = ""
     """Why it failed, in words."""
+    attempt: int = 1
+    """Step attempt that produced this result (counted per step of a run, from 1)."""
+    attempt_reason: StepAttemptReason = "first"
+    """Why that attempt ran: ``runner_lost`` means an earlier attempt may have run
+    (its runner died mid-step) and this one ran again, with the same step key."""
+    agent_id: str = ""
+    """Agent that handled the step (a task routed to an agent; empty for a command)."""
+    output: dict[str, Any] = msgspec.field(default_factory=dict)
+    """What the agent's handler returned (a task routed to an agent)."""
 
 
 class PipelineResult(Message, frozen=True, tag="troupe.pipelines.v1.result"):
@@ -262,7 +371,12 @@ class RunCheckpoint(Message, frozen=True, tag="troupe.pipelines.v1.checkpoint"):
     steps: list[StepResult] = msgspec.field(default_factory=list)
     """Finished steps, in completion order."""
     step_attempts: dict[str, int] = msgspec.field(default_factory=dict)
-    """Executions started per step (retries count)."""
+    """Attempts started per step (retries and re-runs after a lost runner count),
+    persisted before each attempt starts."""
+    in_flight: dict[str, int] = msgspec.field(default_factory=dict)
+    """Steps started and not yet recorded as finished, with their attempt: the
+    intent written before a step starts. A later delivery that finds one here
+    (and no live lease) knows that attempt may have run."""
 
 
 class CachedStep(Message, frozen=True, tag="troupe.pipelines.v1.cached_step"):
@@ -274,14 +388,63 @@ class CachedStep(Message, frozen=True, tag="troupe.pipelines.v1.cached_step"):
     """The step's result; its artifacts hold the output files."""
     stored_at: float
     """Unix time the entry was stored."""
+    template: str = ""
+    """Template of the workflow whose step stored it (empty: a pipeline file)."""
 
 
 class ClearCache(Message, frozen=True, tag="troupe.pipelines.v1.clear_cache"):
-    """Request to empty the step cache (shared tier and every runner's own tier)."""
+    """Request to remove step cache entries (shared tier and every runner's own tier).
+
+    With neither field set, every entry goes.
+    """
+
+    key: str | None = None
+    """Only this entry: its full key or an unambiguous prefix of it (as ``troupe cache ls``
+    shows). Unknown or ambiguous: a ``not_found``/``bad_request`` error, nothing removed."""
+    template: str | None = None
+    """Only the entries stored by steps of workflows of this template."""
 
 
 class CacheCleared(Message, frozen=True, tag="troupe.pipelines.v1.cache_cleared"):
-    """Answer to :class:`ClearCache`."""
+    """Answer to :class:`ClearCache`, also announced to every runner."""
 
     removed: int
     """Entries removed from the shared tier."""
+    keys: list[str] | None = None
+    """The keys removed (``None``: the whole cache was cleared)."""
+
+
+def step_key(workflow_id: str, step: str) -> str:
+    """Return the stable key of one step of one workflow: the same for every attempt.
+
+    Steps get it as ``TROUPE_STEP_KEY``: a step with external effects uses it
+    as its idempotency key. It is also the step's lease key.
+    """
+    return f"{workflow_id}.{step}"
+
+
+def run_lease_key(workflow_id: str) -> str:
+    """Return the lease key of a workflow's run (held by the runner executing it)."""
+    return workflow_id
+
+
+class StepLease(Message, frozen=True, tag="troupe.pipelines.v1.lease"):
+    """Who executes a run or one of its steps now; kept alive by its holder (per-key TTL)."""
+
+    workflow_id: str
+    """Workflow id."""
+    runner: str
+    """Id of the runner process holding it."""
+    token: int
+    """Fencing token: the revision of the run lease the holder acquired, which
+    grows with every new holder."""
+    step: str = ""
+    """Step name; empty for the run lease."""
+    attempt: int = 0
+    """Step attempt the holder executes (0 for the run lease)."""
+    acquired_at: float = 0.0
+    """Unix time the holder acquired it."""
+    host: str = ""
+    """Host name of the holder (empty in leases written before it was recorded)."""
+    backend: str = ""
+    """Backend executing the step (``local``, ``dagger``; empty for the run lease)."""

@@ -10,12 +10,15 @@ tracker folds them into a :class:`WorkflowView` stored in
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
 from protocols.base import Message
 from protocols.errors import ErrorClass
+from protocols.pipelines import StepAttemptReason
 
 __all__ = [
     "DURATIONS_BUCKET",
@@ -40,7 +43,10 @@ __all__ = [
     "WorkflowState",
     "WorkflowTransition",
     "WorkflowView",
+    "deadline_msg_id",
+    "durations_key",
     "event_subject",
+    "transition_msg_id",
     "update_subject",
 ]
 
@@ -103,6 +109,36 @@ def update_subject(workflow_id: str) -> str:
     return f"troupe.status.updates.{workflow_id}"
 
 
+def transition_msg_id(workflow_id: str, state: str) -> str:
+    """Return the dedup id (``Nats-Msg-Id``) of a producer's transition of ``workflow_id``.
+
+    One id per workflow and state: a producer retrying the same transition
+    publishes it once.
+    """
+    return f"{workflow_id}.{state}"
+
+
+def deadline_msg_id(workflow_id: str) -> str:
+    """Return the dedup id of the ``timed_out`` event a deadline sweep publishes.
+
+    One id per workflow: tracker replicas sweeping at once publish it once.
+    """
+    return f"{workflow_id}.deadline"
+
+
+_DURATIONS_KEY_OK = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+def durations_key(template: str) -> str:
+    """Return the :data:`DURATIONS_BUCKET` key under which ``template``'s durations are stored.
+
+    Template names that are not valid KV keys are hashed.
+    """
+    if _DURATIONS_KEY_OK.match(template):
+        return template
+    return "h." + hashlib.sha256(template.encode()).hexdigest()[:40]
+
+
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 
 
@@ -119,6 +155,9 @@ class WorkflowTransition(Message, frozen=True, tag="troupe.status.v1.transition"
     """Actor that observed it (e.g. ``task_manager``)."""
     attempt: int = 1
     """Run attempt the transition belongs to."""
+    round: int = 0
+    """Delivery of the run that announced it (0: not announced by a run). Each retry of
+    a run is a new delivery, so each retry's ``running`` and ``retrying`` are new."""
     reason: str = ""
     """Why (rejections, failures, cancellations)."""
     error_class: ErrorClass | None = None
@@ -133,6 +172,8 @@ class WorkflowTransition(Message, frozen=True, tag="troupe.status.v1.transition"
     """When ``retrying``: Unix time of the next attempt."""
     deadline: float | None = None
     """Unix time after which the workflow is ``timed_out``."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """The task's labels, set by the task manager."""
 
 
 class StepTransition(Message, frozen=True, tag="troupe.status.v1.step"):
@@ -148,6 +189,10 @@ class StepTransition(Message, frozen=True, tag="troupe.status.v1.step"):
     """Unix time of the transition."""
     attempt: int = 1
     """Run attempt."""
+    step_attempt: int = 1
+    """Attempt of this step within the run attempt, from 1."""
+    attempt_reason: StepAttemptReason = "first"
+    """Why that step attempt runs (``runner_lost``: again after its runner died mid-step)."""
     exit_code: int | None = None
     """Exit code when finished."""
     duration_s: float | None = None
@@ -212,6 +257,10 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     """Source time of the report that set :attr:`percent`."""
     progress_attempt: int = 1
     """Attempt :attr:`percent` was reported for."""
+    step_attempt: int = 1
+    """Step attempt :attr:`state` belongs to."""
+    attempt_reason: StepAttemptReason = "first"
+    """Why that step attempt runs."""
 
 
 class WorkflowView(Message, frozen=True, tag="troupe.status.v1.workflow"):
@@ -229,6 +278,10 @@ class WorkflowView(Message, frozen=True, tag="troupe.status.v1.workflow"):
     """Template name."""
     attempt: int = 1
     """Current run attempt."""
+    round: int = 0
+    """Delivery of the run the current state was announced by (see ``WorkflowTransition``)."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Labels given with the task (``troupe submit --label``)."""
     steps: list[StepView] = msgspec.field(default_factory=list)
     """Per-step state, in planned order."""
     progress: float = 0.0
@@ -281,6 +334,8 @@ class ListWorkflows(Message, frozen=True, tag="troupe.status.v1.list"):
     """Only these states (all if empty)."""
     template: str | None = None
     """Only this template."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Only workflows carrying every one of these labels."""
     since: float | None = None
     """Only workflows created at or after this Unix time."""
     until: float | None = None

@@ -15,23 +15,37 @@ from typing import Literal, get_args
 
 import msgspec
 
-from protocols.base import ID_PATTERN, Identifier, Message
-from protocols.pipelines import ParamValue, PipelineSpec
+from protocols.base import Message
+from protocols.ids import ID_PATTERN, Identifier
+from protocols.pipelines import ParamSpec, ParamValue, PipelineSpec
 
 __all__ = [
     "CANCEL_SUBJECT",
+    "GET_SUBJECT",
     "REJECTION_CODES",
     "SUBMIT_SUBJECT",
     "TASKS_BUCKET",
     "TASKS_STREAM",
     "TASK_ID_PATTERN",
+    "TEMPLATES_SUBJECTS",
+    "TEMPLATE_GET_SUBJECT",
+    "TEMPLATE_LIST_SUBJECT",
+    "VALIDATE_SUBJECT",
     "CancelAccepted",
     "CancelTask",
+    "GetTask",
+    "GetTemplate",
+    "ListTemplates",
     "RejectionCode",
     "TaskId",
+    "TaskPlan",
     "TaskRecord",
     "TaskState",
     "TaskSubmitted",
+    "TemplateInfo",
+    "TemplateList",
+    "ValidateTask",
+    "submit_msg_id",
 ]
 
 SUBMIT_SUBJECT = "troupe.tasks.submit"
@@ -46,10 +60,34 @@ TASKS_BUCKET = "troupe-tasks"
 CANCEL_SUBJECT = "troupe.tasks.cancel"
 """Request subject answering :class:`CancelTask` with :class:`CancelAccepted`."""
 
+GET_SUBJECT = "troupe.tasks.get"
+"""Request subject answering :class:`GetTask` with the :class:`TaskRecord`."""
+
+TEMPLATE_LIST_SUBJECT = "troupe.tasks.templates.list"
+"""Request subject answering :class:`ListTemplates` with :class:`TemplateList`."""
+
+TEMPLATE_GET_SUBJECT = "troupe.tasks.templates.get"
+"""Request subject answering :class:`GetTemplate` with :class:`TemplateInfo`."""
+
+TEMPLATES_SUBJECTS = "troupe.tasks.templates.*"
+"""Both template request subjects."""
+
+VALIDATE_SUBJECT = "troupe.tasks.validate"
+"""Request subject answering :class:`ValidateTask` with :class:`TaskPlan`; nothing runs."""
+
 TASK_ID_PATTERN = ID_PATTERN
 """Task ids double as KV keys and subject tokens."""
 
 TaskId = Identifier
+
+
+def submit_msg_id(task_id: str) -> str:
+    """Return the dedup id (``Nats-Msg-Id``) of a submission: the task id itself.
+
+    A client re-sending the same task inside the stream's window stores it once.
+    """
+    return task_id
+
 
 RejectionCode = Literal[
     "invalid_task",
@@ -64,6 +102,7 @@ RejectionCode = Literal[
     "unknown_dependency",
     "cycle",
     "missing_input",
+    "unknown_retry_policy",
     "no_capable_agent",
 ]
 """Why a task was rejected; the first word of the workflow's ``reason``."""
@@ -128,3 +167,66 @@ class TaskRecord(Message, frozen=True, tag="troupe.tasks.v1.record"):
     """Template (or inline pipeline) name."""
     reason: str = ""
     """Why it was rejected or cancelled."""
+    submission: TaskSubmitted | None = None
+    """The submission as received, so it can be run again (absent on records
+    written before submissions were kept)."""
+
+
+class GetTask(Message, frozen=True, tag="troupe.tasks.v1.get"):
+    """Ask the task manager for a task's record (its state and its submission)."""
+
+    task_id: TaskId
+    """Task (and workflow) id."""
+
+
+class ListTemplates(Message, frozen=True, tag="troupe.tasks.v1.list_templates"):
+    """Ask the task manager for every template it knows."""
+
+
+class GetTemplate(Message, frozen=True, tag="troupe.tasks.v1.get_template"):
+    """Ask the task manager for one template."""
+
+    name: str
+    """Template name."""
+
+
+class TemplateInfo(Message, frozen=True, tag="troupe.tasks.v1.template"):
+    """A template as the task manager knows it: what a task may name and pass."""
+
+    name: str
+    """Template name, what a task's ``template`` refers to."""
+    description: str = ""
+    """What it does."""
+    params: list[ParamSpec] = msgspec.field(default_factory=list)
+    """Its parameters, with types and defaults."""
+    steps: list[str] = msgspec.field(default_factory=list)
+    """Its step names, in definition order."""
+
+
+class TemplateList(Message, frozen=True, tag="troupe.tasks.v1.template_list"):
+    """Answer to :class:`ListTemplates`: every template, sorted by name."""
+
+    items: list[TemplateInfo] = msgspec.field(default_factory=list)
+    """The templates."""
+
+
+class ValidateTask(Message, frozen=True, tag="troupe.tasks.v1.validate"):
+    """Ask the task manager to render and plan a task as it would, without running it."""
+
+    task: TaskSubmitted
+    """The task (its id is not used)."""
+
+
+class TaskPlan(Message, frozen=True, tag="troupe.tasks.v1.plan"):
+    """Answer to :class:`ValidateTask`: the plan, or why the task would be rejected."""
+
+    valid: bool
+    """Whether the task would be accepted."""
+    pipeline: PipelineSpec | None = None
+    """The rendered pipeline, when valid."""
+    stages: list[list[str]] = msgspec.field(default_factory=list)
+    """Step names by stage; the steps of one stage may run at once."""
+    code: RejectionCode | None = None
+    """Why it would be rejected."""
+    problem: str = ""
+    """What exactly is wrong, in words."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -10,6 +11,9 @@ from actors.runtime.bus import Bus
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.server import NatsServer
 from actors.runtime.testing import nats_server
+
+# Every troupe a test starts serves its gateway on a free port, never the default 8765.
+os.environ.setdefault("TROUPE_GATEWAY_PORT", "0")
 
 
 @pytest.fixture(scope="module")

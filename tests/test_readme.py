@@ -37,3 +37,35 @@ def test_every_troupe_command_in_the_readme_exists() -> None:
     used = set(re.findall(r"^(?:\.venv/bin/)?troupe ([a-z]+)", README, re.MULTILINE))
     assert used, "the README shows troupe commands"
     assert used <= commands, used - commands
+
+
+def test_readme_links_the_one_packaged_nats_conf() -> None:
+    """The README points at actors/runtime/nats.conf, the file `troupe up` runs, and no other."""
+    from actors.runtime.server import default_config_path
+
+    links = set(re.findall(r"\]\(([^)]*nats\.conf)\)", README))
+    assert links == {"actors/runtime/nats.conf"}
+    assert (REPO / "actors/runtime/nats.conf").resolve() == default_config_path().resolve()
+    assert not (REPO / "nats.conf").exists()
+
+
+def test_readme_names_every_role_and_how_to_log_in() -> None:
+    """Each nats.conf role, `troupe creds` and the TROUPE_NATS_* variables are in the README."""
+    from actors.runtime.server import ROLES
+
+    for role in ROLES:
+        assert f"`{role}`" in README, role
+    assert "troupe agents add NAME" in README
+    assert 'eval "$(troupe creds agent textstats-1)"' in README
+    assert ".troupe/secrets/" in README
+    for var in ("URL", "USER", "PASSWORD", "TOKEN", "CREDS"):
+        assert f"TROUPE_NATS_{var}" in README
+    for flag in ("--user", "--password", "--token", "--creds"):
+        assert flag in README
+
+
+def test_readme_links_the_actor_guide_and_the_example_actor() -> None:
+    """The sixth-actor guide and example the README links exist."""
+    for target in ("docs/guides/writing-an-actor.md", "examples/actors/notifier.py"):
+        assert f"]({target})" in README
+        assert (REPO / target).is_file()

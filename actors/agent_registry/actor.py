@@ -1,7 +1,8 @@
 """The agent registry actor: keeps the live index and answers find and list.
 
-It watches the agents bucket (see :mod:`actors.agent_registry.store`), so
-its index is rebuilt from the bucket alone after a restart; publishes
+It watches the agents bucket (a typed watch handler, see
+:mod:`actors.agent_registry.store`), so its index is rebuilt from the bucket
+alone after a restart — find and list wait for that rebuild; publishes
 :class:`~protocols.agents.AgentJoined` on an agent's first heartbeat and
 :class:`~protocols.agents.AgentLeft` when its key is deleted (clean
 deregistration) or expires (the server's marker, or the registry's own
@@ -18,10 +19,10 @@ from typing import Any, Literal
 from actors.agent_registry.config import RegistryConfig
 from actors.agent_registry.janitor import InboxJanitor
 from actors.agent_registry.state import AgentIndex
-from actors.agent_registry.store import HeartbeatWatch, PresenceEvent
+from actors.agent_registry.store import PresenceEvent, PresenceFeed
 from actors.runtime.actor import Actor
-from actors.runtime.cancellation import cancel_and_wait
-from actors.runtime.clock import Clock, system_clock
+from actors.runtime.clock import Clock, system_clock, wait_tasks
+from actors.runtime.errors import Unavailable
 from actors.runtime.handlers import RequestContext, endpoint
 from actors.topology import AGENT_INBOX, AGENTS
 from protocols.agents import (
@@ -35,6 +36,7 @@ from protocols.agents import (
     FindAgents,
     ListAgents,
 )
+from protocols.headers import EVENT_ENCODING
 
 __all__ = ["AgentRegistry"]
 
@@ -64,35 +66,21 @@ class AgentRegistry(Actor):
         )
         self.joined = 0
         self.left = 0
-        self._watch: HeartbeatWatch | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.presence = PresenceFeed(self._apply)
+        """The watch of the agents bucket; ``presence.caught_up`` once the index is rebuilt."""
 
     async def on_start(self) -> None:
         """Rebuild the index from the bucket, then follow it and sweep expired agents."""
         self.index.clear()
-        self._watch = HeartbeatWatch(self.bus.js, self._apply)
-        await self._watch.start(self.config.snapshot_timeout_s)
-        log.info("agent registry: %d agents in the bucket", len(self.index))
+        await self.presence.attach(self, name="heartbeats")
         janitor = InboxJanitor(
             self.bus.js,
             self.index,
             retention_s=self.config.inbox_retention_s,
             clock=self.clock,
         )
-        self._tasks = [
-            asyncio.create_task(self._sweep(), name="agents-sweep"),
-            asyncio.create_task(
-                janitor.run(self.config.janitor_interval_s), name="agents-inbox-janitor"
-            ),
-        ]
-
-    async def on_stop(self) -> None:
-        """Stop sweeping and watching."""
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
-        if self._watch is not None:
-            await self._watch.stop()
-            self._watch = None
+        self.spawn(self._sweep(), name="agents-sweep")
+        self.spawn(janitor.run(self.config.janitor_interval_s), name="agents-inbox-janitor")
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Index size, suspects and join/leave counters, on the ``find`` endpoint's stats."""
@@ -100,7 +88,7 @@ class AgentRegistry(Actor):
         return {
             "find": {
                 "agents": len(self.index),
-                "suspect": sum(1 for v in self.index.views(now) if v.presence == "suspect"),
+                "suspect": self.index.suspects(now),
                 "joined": self.joined,
                 "left": self.left,
             }
@@ -109,19 +97,37 @@ class AgentRegistry(Actor):
     @endpoint(FIND_SUBJECT, name="find")
     async def find(self, request: FindAgents, ctx: RequestContext) -> AgentList:
         """Agents offering a capability at a minimum version, least-loaded first."""
+        await self._rebuilt()
         return AgentList(agents=self.index.find(request, self.clock.monotonic()))
 
     @endpoint(LIST_SUBJECT, name="list")
     async def list_agents(self, request: ListAgents, ctx: RequestContext) -> AgentList:
         """Every agent in the index, by id."""
+        await self._rebuilt()
         return AgentList(agents=self.index.views(self.clock.monotonic()))
+
+    async def _rebuilt(self) -> None:
+        """Wait until the index holds the bucket's state at start.
+
+        Raises:
+            Unavailable: the bucket's state did not arrive within the snapshot time-out.
+        """
+        if self.presence.caught_up.is_set():
+            return
+        waiter = asyncio.ensure_future(self.presence.caught_up.wait())
+        try:
+            late = await wait_tasks({waiter}, self.config.snapshot_timeout_s, self.runtime_clock)
+        finally:
+            waiter.cancel()
+        if late:
+            raise Unavailable("the agent index is still being rebuilt from the agents bucket")
 
     async def _apply(self, event: PresenceEvent) -> None:
         now = self.clock.monotonic()
         if event.kind == "put":
             assert event.info is not None
             seen_at = now
-            if event.snapshot:
+            if event.snapshot and event.stored_at is not None:
                 # A rebuilt entry is as old as the server says, capped by its TTL.
                 age = min(max(0.0, self.clock.time() - event.stored_at), event.info.ttl_s)
                 seen_at = now - age
@@ -148,7 +154,7 @@ class AgentRegistry(Actor):
 
     async def _publish(self, subject: str, event: AgentJoined | AgentLeft) -> None:
         try:
-            await self.bus.publish(subject, event)
+            await self.bus.publish(subject, event, encoding=EVENT_ENCODING)
         except Exception as exc:  # noqa: BLE001 - events are best effort; the bucket is the truth
             log.warning("cannot publish %s: %s", subject, exc)
 

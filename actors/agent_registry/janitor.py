@@ -20,19 +20,14 @@ from nats.js import JetStreamContext
 from actors.agent_registry.state import AgentIndex
 from actors.runtime.clock import Clock
 from protocols import headers as h
-from protocols.agents import INBOX_STREAM, INBOX_SUBJECTS
+from protocols.agents import INBOX_STREAM, INBOX_SUBJECTS, inbox_durable
 from protocols.errors import dead_letter_subject
 
-__all__ = ["InboxJanitor", "inbox_durable"]
+__all__ = ["InboxJanitor"]
 
 log = logging.getLogger(__name__)
 
 _INBOX_PREFIX = INBOX_SUBJECTS.rstrip(">")
-
-
-def inbox_durable(agent_id: str) -> str:
-    """Return the name of ``agent_id``'s durable inbox consumer."""
-    return f"agent-{agent_id}"
 
 
 class InboxJanitor:

@@ -3,16 +3,24 @@
 Pure logic, no I/O: the registry actor feeds it heartbeats and departures it
 reads from the agents bucket, and asks it for matches. Time is passed in as
 monotonic seconds, so tests drive it without sleeping.
+
+``find`` must stay fast with thousands of agents offering the same capability,
+so the index keeps them in the order ``find`` answers in: per capability, one
+bucket per (relative load, load), each an insertion-ordered dict that a
+heartbeat moves its agent to the end of — heartbeats arrive in time order, so
+a bucket is ordered by last heartbeat and read freshest first. ``find`` walks
+the buckets from the least loaded and stops once it has ``limit`` matches; a
+bucket whose order a late (older) observation broke is re-sorted when next read.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from actors.agent_registry.expiry import Deadlines
 from protocols.agents import AgentInfo, AgentPresence, AgentView, Capability, FindAgents
 
 __all__ = [
@@ -87,8 +95,8 @@ def matches(
     return all(info.labels.get(k) == v for k, v in labels.items())
 
 
-_Key = tuple[float, int, float, str]
-"""Sort key of a find match: relative load, load, -last seen, id."""
+_Slot = tuple[float, int]
+"""Bucket of an agent within a capability: load relative to capacity, then load."""
 
 
 def _versions(info: AgentInfo) -> dict[str, tuple[int, ...]]:
@@ -113,9 +121,12 @@ class IndexedAgent:
     last_seen: float
     versions: dict[str, tuple[int, ...]] = field(init=False)
     """Highest parsed version of each capability (computed when capabilities change)."""
+    slot: _Slot = field(init=False)
+    """Bucket it is kept in under each of its capabilities (see :func:`_slot`)."""
 
     def __post_init__(self) -> None:
         self.versions = _versions(self.info)
+        self.slot = _slot(self.info)
 
     def presence(self, now: float, suspect_after: float = SUSPECT_AFTER) -> AgentPresence:
         """``suspect`` once a heartbeat is overdue, else ``live``."""
@@ -129,6 +140,70 @@ class IndexedAgent:
             presence=self.presence(now, suspect_after),
             last_seen_s=max(0.0, now - self.last_seen),
         )
+
+
+def _slot(info: AgentInfo) -> _Slot:
+    return (info.load / info.capacity, info.load)
+
+
+class _Capability:
+    """The agents offering one capability, in ``find`` order (see the module docstring)."""
+
+    __slots__ = ("buckets", "order", "unsorted")
+
+    def __init__(self) -> None:
+        self.buckets: dict[_Slot, dict[str, IndexedAgent]] = {}
+        self.order: list[_Slot] | None = []
+        """Bucket slots sorted, or ``None`` when a bucket was added or dropped."""
+        self.unsorted: set[_Slot] = set()
+        """Buckets whose dict order is not by last heartbeat any more."""
+
+    def __bool__(self) -> bool:
+        return bool(self.buckets)
+
+    def add(self, entry: IndexedAgent) -> None:
+        """Put ``entry`` last (freshest) in its bucket."""
+        bucket = self.buckets.get(entry.slot)
+        if bucket is None:
+            self.buckets[entry.slot] = {entry.info.agent_id: entry}
+            self.order = None
+            return
+        if bucket and next(reversed(bucket.values())).last_seen > entry.last_seen:
+            self.unsorted.add(entry.slot)
+        bucket[entry.info.agent_id] = entry
+
+    def discard(self, agent_id: str, slot: _Slot) -> None:
+        """Drop ``agent_id`` from bucket ``slot``."""
+        bucket = self.buckets.get(slot)
+        if bucket is None or bucket.pop(agent_id, None) is None or bucket:
+            return
+        del self.buckets[slot]
+        self.unsorted.discard(slot)
+        self.order = None
+
+    def slots(self) -> list[_Slot]:
+        """Bucket slots, least loaded first."""
+        if self.order is None:
+            self.order = sorted(self.buckets)
+        return self.order
+
+    def freshest_first(self, slot: _Slot) -> Iterable[IndexedAgent]:
+        """The agents of bucket ``slot``, latest heartbeat first."""
+        bucket = self.buckets[slot]
+        if slot in self.unsorted:
+            ordered = sorted(bucket.values(), key=_last_seen)
+            bucket.clear()
+            bucket.update((e.info.agent_id, e) for e in ordered)
+            self.unsorted.discard(slot)
+        return reversed(bucket.values())
+
+
+def _last_seen(entry: IndexedAgent) -> float:
+    return entry.last_seen
+
+
+def _agent_id(entry: IndexedAgent) -> str:
+    return entry.info.agent_id
 
 
 class AgentIndex:
@@ -148,8 +223,10 @@ class AgentIndex:
         self.suspect_after = suspect_after
         self.expiry_grace = expiry_grace
         self._agents: dict[str, IndexedAgent] = {}
-        # Capability name -> ids, so find touches only agents that could match.
-        self._by_capability: dict[str, dict[str, IndexedAgent]] = {}
+        # Capability name -> its agents in find order, so find touches only the
+        # agents it answers with.
+        self._by_capability: dict[str, _Capability] = {}
+        self._deadlines = Deadlines()
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -176,14 +253,16 @@ class AgentIndex:
             entry = IndexedAgent(info=info, last_seen=seen_at)
             self._agents[info.agent_id] = entry
             self._link(entry)
+            self._deadlines.push(self._deadline(entry), info.agent_id)
             return "joined"
+        self._unlink(entry)
         if entry.info.capabilities != info.capabilities:
-            self._unlink(entry.info)
             entry.versions = _versions(info)
-            entry.info = info
-            self._link(entry)
         entry.info = info
+        entry.slot = _slot(info)
         entry.last_seen = max(entry.last_seen, seen_at)
+        self._link(entry)
+        self._deadlines.push(self._deadline(entry), info.agent_id)
         return "updated"
 
     def remove(self, agent_id: str) -> AgentInfo | None:
@@ -191,32 +270,51 @@ class AgentIndex:
         entry = self._agents.pop(agent_id, None)
         if entry is None:
             return None
-        self._unlink(entry.info)
+        self._unlink(entry)
         return entry.info
 
     def clear(self) -> None:
         """Forget every agent."""
         self._agents.clear()
         self._by_capability.clear()
+        self._deadlines.clear()
 
     def _link(self, entry: IndexedAgent) -> None:
+        by_capability = self._by_capability
         for name in entry.versions:
-            self._by_capability.setdefault(name, {})[entry.info.agent_id] = entry
+            index = by_capability.get(name)
+            if index is None:
+                index = by_capability[name] = _Capability()
+            index.add(entry)
 
-    def _unlink(self, info: AgentInfo) -> None:
-        for cap in info.capabilities:
-            entries = self._by_capability.get(cap.name)
-            if entries is not None:
-                entries.pop(info.agent_id, None)
-                if not entries:
-                    del self._by_capability[cap.name]
+    def _unlink(self, entry: IndexedAgent) -> None:
+        agent_id = entry.info.agent_id
+        for name in entry.versions:
+            # Linked entries are always in their capabilities' indexes (see _link).
+            index = self._by_capability[name]
+            index.discard(agent_id, entry.slot)
+            if not index:
+                del self._by_capability[name]
 
     def expired(self, now: float) -> list[str]:
-        """Ids of agents whose heartbeat outlived its TTL (plus grace) at ``now``, sorted."""
-        return sorted(
-            agent_id
-            for agent_id, entry in self._agents.items()
-            if now - entry.last_seen > entry.info.ttl_s + self.expiry_grace
+        """Ids of agents whose heartbeat outlived its TTL (plus grace) at ``now``, sorted.
+
+        Costs time in proportion to the deadlines that have passed, not to the index.
+        """
+        return self._deadlines.due(now, self._current_deadline)
+
+    def _deadline(self, entry: IndexedAgent) -> float:
+        return entry.last_seen + entry.info.ttl_s + self.expiry_grace
+
+    def _current_deadline(self, agent_id: str) -> float | None:
+        entry = self._agents.get(agent_id)
+        return None if entry is None else self._deadline(entry)
+
+    def suspects(self, now: float) -> int:
+        """How many agents are ``suspect`` at ``now``."""
+        factor = self.suspect_after
+        return sum(
+            1 for e in self._agents.values() if now - e.last_seen > e.info.interval_s * factor
         )
 
     def presence(self, agent_id: str, now: float) -> AgentPresence | None:
@@ -238,31 +336,43 @@ class AgentIndex:
         heartbeat, then id (so equal agents come back in a stable order).
         Suspect agents qualify only with ``include_suspect``.
         """
-        # The hot path of the registry: one pass, no allocation per rejected agent.
+        # The hot path of the registry: buckets in find order, freshest first, stop
+        # at ``limit``. Agents seen at the same instant are ordered by id, so a tie
+        # is collected whole before it is cut.
+        index = self._by_capability.get(query.capability)
+        if index is None:
+            return []
         capability = query.capability
         minimum = parse_version(query.min_version)
         labels = list(query.labels.items())
         factor = self.suspect_after
         live_only = not query.include_suspect
-        rows: list[tuple[_Key, IndexedAgent]] = []
-        for entry in self._by_capability.get(capability, {}).values():
-            info = entry.info
-            if entry.versions[capability] < minimum:
-                continue
-            if live_only and now - entry.last_seen > info.interval_s * factor:
-                continue
-            if labels and any(info.labels.get(k) != v for k, v in labels):
-                continue
-            key = (info.load / info.capacity, info.load, -entry.last_seen, info.agent_id)
-            rows.append((key, entry))
-        best = heapq.nsmallest(query.limit, rows, key=_first)
-        return [entry.view(now, factor) for _, entry in best]
-
-
-def _first(
-    row: tuple[tuple[float, int, float, str], IndexedAgent],
-) -> tuple[float, int, float, str]:
-    return row[0]
+        limit = query.limit
+        found: list[IndexedAgent] = []
+        for slot in index.slots():
+            tie: list[IndexedAgent] = []
+            tie_seen: float | None = None
+            for entry in index.freshest_first(slot):
+                if entry.last_seen != tie_seen:
+                    if tie:
+                        found.extend(sorted(tie, key=_agent_id) if len(tie) > 1 else tie)
+                        tie = []
+                    if len(found) >= limit:
+                        break
+                    tie_seen = entry.last_seen
+                info = entry.info
+                if entry.versions[capability] < minimum:
+                    continue
+                if live_only and now - entry.last_seen > info.interval_s * factor:
+                    continue
+                if labels and any(info.labels.get(k) != v for k, v in labels):
+                    continue
+                tie.append(entry)
+            if tie:
+                found.extend(sorted(tie, key=_agent_id) if len(tie) > 1 else tie)
+            if len(found) >= limit:
+                break
+        return [entry.view(now, factor) for entry in found[:limit]]
 
 
 def capability_list(specs: Iterable[str | Capability]) -> list[Capability]:

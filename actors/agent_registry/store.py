@@ -1,43 +1,39 @@
-"""Reading the agents bucket: a watch that turns its entries into presence events.
+"""Reading the agents bucket: its entries as presence events.
 
-:class:`HeartbeatWatch` runs an ordered consumer over the bucket's stream
-(last value per key first, then every change) and calls back with a
-:class:`PresenceEvent` per entry: a heartbeat (``put``), a clean
-deregistration (``delete``) or an expiry (``purge``: the marker the server
-places when a key's TTL runs out). Nothing else is needed to know who is
-present, so a restarted reader rebuilds its view from the bucket alone.
+The agents bucket is watched with the runtime's typed watch
+(:meth:`actors.runtime.actor.Actor.add_watch` over ``Entry[AgentInfo | None]``).
+:class:`PresenceFeed` turns each entry into a :class:`PresenceEvent`: a
+heartbeat (``put``), a clean deregistration (``delete``) or an expiry
+(``purge``: the marker the server places when a key's TTL runs out), and says
+whether it belongs to the bucket's state when the watch started.
+:class:`HeartbeatWatch` does the same for code that is not an actor handler,
+over :meth:`actors.runtime.kv.TypedBucket.watch` directly. Nothing else
+is needed to know who is present, so a restarted reader rebuilds its view from
+the bucket alone.
+
+A heartbeat may come from any client, JSON or MessagePack (the watch decodes
+each value in the encoding its writer named, or sniffs it); one that does not
+decode, or that is stored under another agent's key, is logged and ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import msgspec
-import nats.errors
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js import api as js_api
+from actors.runtime import Actor, BucketWatch, Bus, Entry, TypedBucket
+from actors.runtime.cancellation import cancel_and_wait
+from actors.runtime.clock import Clock, system_clock, wait_tasks
+from actors.runtime.handlers import WatchSpec
+from actors.topology import AGENTS
+from protocols.agents import AgentInfo
 
-from protocols.agents import AGENTS_BUCKET, AgentInfo
-
-__all__ = ["HeartbeatWatch", "PresenceEvent", "heartbeat_subject"]
+__all__ = ["HeartbeatWatch", "PresenceEvent", "PresenceFeed", "presence_event"]
 
 log = logging.getLogger(__name__)
-
-_KV_OP = "KV-Operation"
-_MARKER_REASON = "Nats-Marker-Reason"
-_decoder = msgspec.msgpack.Decoder(AgentInfo)
-
-
-def heartbeat_subject(agent_id: str, bucket: str = AGENTS_BUCKET) -> str:
-    """Return the subject of ``agent_id``'s key in the agents bucket."""
-    return f"$KV.{bucket}.{agent_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,104 +44,142 @@ class PresenceEvent:
         kind: ``put`` (heartbeat), ``delete`` (deregistered) or ``purge`` (expired).
         agent_id: the key.
         info: the heartbeat, for ``put``.
-        stored_at: server Unix time of the entry.
+        stored_at: server Unix time of the entry, when the server said.
         snapshot: part of the bucket's state when the watch started.
     """
 
     kind: Literal["put", "delete", "purge"]
     agent_id: str
     info: AgentInfo | None
-    stored_at: float
+    stored_at: float | None
     snapshot: bool
 
 
-def _event_of(msg: Msg, prefix: str, snapshot: bool) -> PresenceEvent | None:
-    agent_id = msg.subject[len(prefix) :]
-    headers = msg.headers or {}
-    stored_at = msg.metadata.timestamp.timestamp()
-    op = headers.get(_KV_OP)
-    if op is None and _MARKER_REASON in headers:
-        # nats-server 2.11+ marks a TTL/max-age expiry with a reason, not an operation.
-        op = "DEL" if headers[_MARKER_REASON] == "Remove" else "PURGE"
-    if op == "DEL":
-        return PresenceEvent("delete", agent_id, None, stored_at, snapshot)
-    if op == "PURGE":
-        return PresenceEvent("purge", agent_id, None, stored_at, snapshot)
-    try:
-        info = _decoder.decode(msg.data)
-    except msgspec.DecodeError as exc:
-        log.warning("agents bucket: ignoring malformed heartbeat under %s: %s", agent_id, exc)
+def presence_event(entry: Entry[AgentInfo | None], *, snapshot: bool) -> PresenceEvent | None:
+    """Return the presence event of one watched entry, or ``None`` to ignore it.
+
+    Args:
+        entry: an entry of the agents bucket.
+        snapshot: whether it was part of the bucket's state when the watch started.
+    """
+    if entry.operation != "put":
+        return PresenceEvent(entry.operation, entry.key, None, entry.created, snapshot)
+    info = entry.value
+    if info is None:
         return None
-    if info.agent_id != agent_id:
+    if info.agent_id != entry.key:
         log.warning(
-            "agents bucket: heartbeat of %s stored under %s; ignored", info.agent_id, agent_id
+            "agents bucket: heartbeat of %s stored under %s; ignored", info.agent_id, entry.key
         )
         return None
-    return PresenceEvent("put", agent_id, info, stored_at, snapshot)
+    return PresenceEvent("put", entry.key, info, entry.created, snapshot)
+
+
+class PresenceFeed:
+    """Feeds the agents bucket to ``on_event`` as presence events, one at a time.
+
+    Add it to an actor with :meth:`attach` (from ``on_start``);
+    :attr:`caught_up` is set once every entry of the bucket's state at start
+    has been handed over.
+
+    Args:
+        on_event: awaited for each event.
+    """
+
+    def __init__(self, on_event: Callable[[PresenceEvent], Awaitable[None]]) -> None:
+        self._on_event = on_event
+        self.caught_up = asyncio.Event()
+        """Set once the bucket's state at start has been delivered."""
+
+    async def attach(self, actor: Actor, *, name: str | None = None) -> WatchSpec:
+        """Watch the agents bucket as one of ``actor``'s handlers.
+
+        Returns:
+            The watch's spec.
+        """
+        self.caught_up.clear()
+        return await actor.add_watch(
+            AGENTS,
+            self.on_entry,
+            value_type=AgentInfo,
+            name=name,
+            on_caught_up=self.mark_caught_up,
+        )
+
+    async def on_entry(self, entry: Entry[AgentInfo | None]) -> None:
+        """Hand one watched entry over as a presence event."""
+        event = presence_event(entry, snapshot=not self.caught_up.is_set())
+        if event is not None:
+            await self._on_event(event)
+
+    async def mark_caught_up(self) -> None:
+        """Note that the bucket's state at start has been delivered."""
+        self.caught_up.set()
 
 
 class HeartbeatWatch:
-    """Watch the agents bucket and call ``on_event`` for every entry, in order.
+    """Feeds the agents bucket to ``on_event`` outside an actor's handlers.
+
+    For components that are not actors (an actor adds a :class:`PresenceFeed`
+    instead, so its watch is one of its handlers): :meth:`start` watches the
+    bucket with :meth:`~actors.runtime.kv.TypedBucket.watch` and returns once
+    its state at start was delivered; :meth:`stop` ends the watch.
 
     Args:
-        js: JetStream context.
-        on_event: awaited for each event; events are delivered one at a time.
-        bucket: bucket name.
+        bus: a connected bus.
+        on_event: awaited for each event; one that raises is logged.
+        clock: time source of the start time-out.
     """
 
     def __init__(
         self,
-        js: JetStreamContext,
+        bus: Bus,
         on_event: Callable[[PresenceEvent], Awaitable[None]],
         *,
-        bucket: str = AGENTS_BUCKET,
+        clock: Clock = system_clock,
     ) -> None:
-        self._js = js
+        self._bus = bus
         self._on_event = on_event
-        self._bucket = bucket
-        self._prefix = f"$KV.{bucket}."
-        self._sub: Subscription | None = None
-        self.ready = asyncio.Event()
+        self._clock = clock
+        self._feed = PresenceFeed(self._guarded)
+        self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> asyncio.Event:
         """Set once the bucket's state at start has been delivered."""
+        return self._feed.caught_up
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Subscribe and wait until the bucket's current state has been delivered.
+        """Watch the bucket and wait until its current state has been delivered.
 
         Raises:
             TimeoutError: the current state did not arrive within ``timeout`` seconds.
         """
-        self._sub = await self._js.subscribe(
-            f"{self._prefix}>",
-            stream=f"KV_{self._bucket}",
-            cb=self._on_msg,
-            ordered_consumer=True,
-            deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT,
-            # A crashed watcher's server-side consumer is cleaned up after this long.
-            inactive_threshold=60.0,
-            # The default pending limit would drop heartbeats of a large troupe.
-            pending_msgs_limit=1_000_000,
-        )
-        info = await self._sub.consumer_info()
-        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-        if info.num_pending == 0 and not delivered:
-            self.ready.set()
-        async with asyncio.timeout(timeout):
-            await self.ready.wait()
+        bucket = await TypedBucket.bind(self._bus, AGENTS, AgentInfo)
+        watch = await bucket.watch(on_caught_up=self._feed.mark_caught_up)
+        self._loop = asyncio.create_task(self._run(watch), name="agents-heartbeat-watch")
+        waiter = asyncio.ensure_future(self.ready.wait())
+        try:
+            late = await wait_tasks({waiter}, timeout, self._clock)
+        finally:
+            waiter.cancel()
+        if late:
+            await self.stop()
+            raise TimeoutError(f"agents bucket: state not delivered within {timeout:g}s")
 
     async def stop(self) -> None:
-        """Unsubscribe."""
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._sub.unsubscribe()
-            self._sub = None
+        """End the watch; idempotent."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await cancel_and_wait([loop])
 
-    async def _on_msg(self, msg: Msg) -> None:
-        snapshot = not self.ready.is_set()
-        event = _event_of(msg, self._prefix, snapshot)
-        if event is not None:
-            try:
-                await self._on_event(event)
-            except Exception:
-                log.exception("agents bucket: handling %s of %s failed", event.kind, event.agent_id)
-        if snapshot and msg.metadata.num_pending == 0:
-            self.ready.set()
+    async def _run(self, watch: BucketWatch[AgentInfo]) -> None:
+        async with watch:
+            async for entry in watch:
+                await self._feed.on_entry(entry)
+
+    async def _guarded(self, event: PresenceEvent) -> None:
+        try:
+            await self._on_event(event)
+        except Exception:
+            log.exception("agents bucket: handling %s of %s failed", event.kind, event.agent_id)

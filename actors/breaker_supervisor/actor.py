@@ -2,8 +2,9 @@
 
 * consumes :class:`~protocols.breakers.OutcomeReport` from the reports stream
   (durable ``breaker-supervisor``), folds each into its key's breaker, writes
-  the snapshot and the status to KV, and only then acknowledges - so a crash
-  loses nothing, and a redelivered report is recognised by its stream sequence;
+  the snapshot and (when it changed) the status to KV, and only then
+  acknowledges - so a crash loses nothing, and a redelivered report is
+  recognised by its stream sequence;
 * moves open breakers to half-open (and stuck half-open ones back to open)
   from a clock-driven timer, so it happens on time with no traffic;
 * announces every transition as a :class:`~protocols.breakers.BreakerTransitionEvent`;
@@ -27,12 +28,12 @@ from opentelemetry.metrics import MeterProvider
 
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.metrics import BreakerMetrics
+from actors.breaker_supervisor.scopes import check_key
 from actors.breaker_supervisor.state import Breaker, Transition
 from actors.breaker_supervisor.store import BreakerStore
 from actors.runtime.actor import Actor
-from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.errors import Unavailable
+from actors.runtime.errors import BadRequest, NotFound, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
 from actors.topology import BREAKER_REPORTS, BREAKER_SNAPSHOTS, BREAKERS
 from protocols.breakers import (
@@ -46,6 +47,7 @@ from protocols.breakers import (
     OutcomeReport,
     event_subject,
 )
+from protocols.headers import EVENT_ENCODING
 
 __all__ = ["DURABLE", "BreakerSupervisor"]
 
@@ -86,7 +88,6 @@ class BreakerSupervisor(Actor):
         self._dirty: set[str] = set()
         self._store: BreakerStore | None = None
         self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
         self.metrics = BreakerMetrics(lambda: list(self._published.values()), meter_provider)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -94,7 +95,7 @@ class BreakerSupervisor(Actor):
     async def on_start(self) -> None:
         """Reload every breaker, catch up on time, re-publish, start the timer."""
         self._store = await BreakerStore.open(self.bus)
-        for snapshot in await self._store.load():
+        for snapshot in await self._store.load(clock=self.runtime_clock):
             key = snapshot.status.key
             self.breakers[key] = Breaker.restore(
                 snapshot, self.config.for_key(key), dedup_depth=self.config.dedup_depth
@@ -104,12 +105,7 @@ class BreakerSupervisor(Actor):
             async with self._lock(key):
                 await self._commit(breaker, breaker.advance(now), now)
         log.info("breaker supervisor: %d breakers reloaded", len(self.breakers))
-        self._timer = asyncio.create_task(self._run_timer(), name="breaker-timer")
-
-    async def on_stop(self) -> None:
-        """Stop the timer."""
-        await cancel_and_wait(self._timer)
-        self._timer = None
+        self.spawn(self._run_timer(), name="breaker-timer")
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Breaker metrics, shown under the reports consumer in ``$SRV.STATS``."""
@@ -120,12 +116,12 @@ class BreakerSupervisor(Actor):
     @consumer(
         BREAKER_REPORTS,
         durable=DURABLE,
-        concurrency=16,
-        max_deliver=20,
-        # Folding a report takes milliseconds: a killed supervisor's in-flight
-        # reports come back after 5 s, not the default 30.
-        ack_wait=5.0,
         backoff=(0.2, 0.5, 1.0, 2.0, 5.0),
+        options=lambda self: {
+            "concurrency": self.config.concurrency,
+            "ack_wait": self.config.ack_wait_s,
+            "max_deliver": self.config.max_deliver,
+        },
     )
     async def apply(self, report: OutcomeReport, ctx: MessageContext) -> None:
         """Fold one outcome report into its breaker; ack once it is stored."""
@@ -152,7 +148,19 @@ class BreakerSupervisor(Actor):
 
     @endpoint(CONTROL_SUBJECT, name="control")
     async def control(self, request: BreakerControl, ctx: RequestContext) -> BreakerList:
-        """Force open, disable or reset one breaker; answer its new state."""
+        """Force open, disable or reset one breaker; answer its new state.
+
+        Raises:
+            BadRequest: the key is not ``KIND:NAME`` with a known kind.
+            NotFound: resetting a key no breaker has yet (it would only create a
+                phantom breaker).
+        """
+        try:
+            check_key(request.key)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if request.action == "reset" and request.key not in self.breakers:
+            raise NotFound(f"no breaker {request.key!r}; 'troupe breakers' lists them")
         async with self._lock(request.key):
             breaker = self._breaker(request.key)
             now = self.clock.time()
@@ -203,7 +211,10 @@ class BreakerSupervisor(Actor):
         assert self._store is not None
         snapshot = breaker.snapshot(now)
         try:
-            await self._store.save(snapshot)
+            # The status runners watch is written only when it says something new.
+            await self._store.save(
+                snapshot, status=self._published.get(breaker.key) != snapshot.status
+            )
             for t in transitions:
                 if t.from_state in ("open", "half_open") and t.to_state != "half_open":
                     # The claims of the half-open period that just ended.
@@ -226,7 +237,7 @@ class BreakerSupervisor(Actor):
                 key=t.key, from_state=t.from_state, to_state=t.to_state, at=t.at, reason=t.reason
             )
             with contextlib.suppress(nats.errors.Error, OSError):
-                await self.bus.publish(event_subject(t.to_state), event)
+                await self.bus.publish(event_subject(t.to_state), event, encoding=EVENT_ENCODING)
 
     async def _run_timer(self) -> None:
         """Apply time-driven transitions when they are due, with or without traffic."""
@@ -235,7 +246,7 @@ class BreakerSupervisor(Actor):
                 await self._timer_pass()
             except Exception:  # the timer must outlive any one failure (logged with traceback)
                 log.exception("breaker timer failed; retrying")
-                await asyncio.sleep(1.0)
+                await self.runtime_clock.sleep(1.0)
 
     async def _timer_pass(self) -> None:
         """Commit due or unsaved breakers, then wait for the next deadline or a wake-up."""
@@ -255,7 +266,7 @@ class BreakerSupervisor(Actor):
                 except Unavailable as exc:
                     log.warning("breaker timer: %s", exc)
         if self._dirty:
-            await asyncio.sleep(0.5)  # KV unreachable: retry soon, not in a spin
+            await self.runtime_clock.sleep(0.5)  # KV unreachable: retry soon, not in a spin
             return
         if due:
             return

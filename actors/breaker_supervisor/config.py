@@ -161,6 +161,21 @@ DEFAULT_PREFIXES: Mapping[str, BreakerConfig] = MappingProxyType(
             max_wait_open=300.0,
             record_classes=frozenset({"transient", "timeout", "resource", "unavailable"}),
         ),
+        # Opt-in breakers of a user's own step or pipeline: every failure counts.
+        "step:": BreakerConfig(
+            window_size=10,
+            minimum_calls=5,
+            wait_open=30.0,
+            wait_multiplier=2.0,
+            max_wait_open=600.0,
+        ),
+        "template:": BreakerConfig(
+            window_size=20,
+            minimum_calls=5,
+            wait_open=30.0,
+            wait_multiplier=2.0,
+            max_wait_open=600.0,
+        ),
         "agent:": BreakerConfig(
             window="time",
             window_size=60,
@@ -182,17 +197,28 @@ class SupervisorConfig:
         default: config of keys no prefix matches.
         prefixes: key prefix -> config; the longest matching prefix wins.
         dedup_depth: stream sequences remembered per key to drop redeliveries.
+        concurrency: outcome reports folded at once by one process.
+        ack_wait_s: seconds before an unacknowledged report is redelivered; folding
+            one takes milliseconds, so a killed supervisor's in-flight reports come
+            back after seconds.
+        max_deliver: deliveries of one report before it is dead-lettered.
     """
 
     default: BreakerConfig = field(default_factory=BreakerConfig)
     prefixes: Mapping[str, BreakerConfig] = field(default_factory=lambda: DEFAULT_PREFIXES)
     dedup_depth: int = 512
+    concurrency: int = 16
+    ack_wait_s: float = 5.0
+    max_deliver: int = 20
 
     def __post_init__(self) -> None:
         if any(not p for p in self.prefixes):
             raise ConfigError("prefixes", "an empty prefix is the 'default' setting")
-        if self.dedup_depth < 1:
-            raise ConfigError("dedup_depth", "must be at least 1")
+        for name in ("dedup_depth", "concurrency", "max_deliver"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1")
+        if self.ack_wait_s < 1:
+            raise ConfigError("ack_wait_s", "must be at least 1 second")
         ordered = sorted(self.prefixes.items(), key=lambda kv: -len(kv[0]))
         object.__setattr__(self, "prefixes", MappingProxyType(dict(ordered)))
 
@@ -213,7 +239,14 @@ class SupervisorConfig:
         Raises:
             ConfigError: unknown or invalid settings (the message names them).
         """
-        unknown = set(data) - {"default", "prefixes", "dedup_depth"}
+        unknown = set(data) - {
+            "default",
+            "prefixes",
+            "dedup_depth",
+            "concurrency",
+            "ack_wait_s",
+            "max_deliver",
+        }
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown setting")
         default = BreakerConfig.from_mapping(data.get("default") or {}, where="default")
@@ -223,8 +256,14 @@ class SupervisorConfig:
             prefixes[prefix] = BreakerConfig.from_mapping(
                 settings or {}, base, where=f"prefixes[{prefix}]"
             )
+        builtin = cls()
         return cls(
-            default=default, prefixes=prefixes, dedup_depth=int(data.get("dedup_depth", 512))
+            default=default,
+            prefixes=prefixes,
+            dedup_depth=int(data.get("dedup_depth", builtin.dedup_depth)),
+            concurrency=int(data.get("concurrency", builtin.concurrency)),
+            ack_wait_s=float(data.get("ack_wait_s", builtin.ack_wait_s)),
+            max_deliver=int(data.get("max_deliver", builtin.max_deliver)),
         )
 
     @classmethod

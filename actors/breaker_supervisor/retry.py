@@ -9,7 +9,23 @@ variant that spreads a thundering herd best) from an injectable random source.
 The caller schedules the retry through JetStream (``RetryLater(delay)`` naks
 the message with that delay), never by sleeping in a handler, so a crash
 during the wait loses nothing. Steps name a policy (``StepSpec.retry``);
-:func:`policy_named` resolves the name among :data:`POLICIES`.
+:func:`policy_named` resolves the name among :data:`POLICIES` and the
+pipeline's own policies (:func:`with_pipeline_policies`, built from the
+:class:`~protocols.pipelines.RetryPolicySpec` entries of its
+``retry_policies``).
+
+Built-in policies
+-----------------
+=========  ========  ==========  =========  ========  =====================================
+name       attempts  base delay  max delay  deadline  retried classes
+=========  ========  ==========  =========  ========  =====================================
+default    3         1 s         60 s       none      transient, timeout, unavailable
+none       1         -           -          -         (never retried)
+quick      3         0.2 s       2 s        30 s      transient, timeout, unavailable
+patient    8         2 s         300 s      1 h       transient, timeout, unavailable, resource
+=========  ========  ==========  =========  ========  =====================================
+
+A step that names no policy is not retried.
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ from typing import Literal, Protocol
 
 from actors.runtime.errors import ConfigError
 from protocols.errors import ERROR_CLASSES, ErrorClass
+from protocols.pipelines import RetryPolicySpec
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -29,7 +46,9 @@ __all__ = [
     "POLICIES",
     "RandomSource",
     "RetryPolicy",
+    "policy_from_spec",
     "policy_named",
+    "with_pipeline_policies",
 ]
 
 
@@ -169,3 +188,39 @@ def policy_named(name: str | None, policies: Mapping[str, RetryPolicy] = POLICIE
         raise ConfigError(
             "retry", f"unknown retry policy {key!r}; known: {', '.join(sorted(policies))}"
         ) from None
+
+
+def policy_from_spec(name: str, spec: RetryPolicySpec) -> RetryPolicy:
+    """Build the policy a pipeline defines as ``name``.
+
+    Raises:
+        ConfigError: a value is out of range (the field is named ``retry_policies.NAME.FIELD``).
+    """
+    try:
+        return RetryPolicy(
+            max_attempts=spec.attempts,
+            base_delay=spec.base_delay,
+            multiplier=spec.multiplier,
+            max_delay=spec.max_delay,
+            jitter=spec.jitter,
+            retry_on=frozenset(spec.retry_on),
+            deadline=spec.deadline,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"retry_policies.{name}.{exc.field}", exc.problem) from None
+
+
+def with_pipeline_policies(
+    defined: Mapping[str, RetryPolicySpec], policies: Mapping[str, RetryPolicy] = POLICIES
+) -> Mapping[str, RetryPolicy]:
+    """Return ``policies`` plus a pipeline's own, by name.
+
+    Raises:
+        ConfigError: a pipeline policy redefines a built-in name or is invalid.
+    """
+    out = dict(policies)
+    for name, spec in defined.items():
+        if name in policies:
+            raise ConfigError(f"retry_policies.{name}", "redefines a built-in policy")
+        out[name] = policy_from_spec(name, spec)
+    return MappingProxyType(out)

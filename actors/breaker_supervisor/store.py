@@ -8,71 +8,83 @@ start-up, when every status is re-published from its snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-import msgspec
-from nats.js.kv import KeyValue
-
 from actors.runtime.bus import Bus
+from actors.runtime.cancellation import cancel_and_wait
+from actors.runtime.clock import Clock, system_clock, wait_tasks
+from actors.runtime.kv import TypedBucket
 from actors.topology import BREAKER_SNAPSHOTS, BREAKERS
-from protocols.breakers import BreakerSnapshot, breaker_kv_key, probe_kv_key
+from protocols.breakers import BreakerSnapshot, BreakerStatus, breaker_kv_key, probe_kv_key
 
 __all__ = ["BreakerStore"]
 
 log = logging.getLogger(__name__)
-
-_encoder = msgspec.msgpack.Encoder()
-_snapshot_decoder = msgspec.msgpack.Decoder(BreakerSnapshot)
 
 
 class BreakerStore:
     """Reads and writes breaker state in KV.
 
     Args:
-        status_kv: the bucket runners watch.
-        snapshot_kv: the supervisor's own bucket.
+        statuses: the bucket runners watch.
+        snapshots: the supervisor's own bucket.
     """
 
-    def __init__(self, status_kv: KeyValue, snapshot_kv: KeyValue) -> None:
-        self.status_kv = status_kv
-        self.snapshot_kv = snapshot_kv
+    def __init__(
+        self, statuses: TypedBucket[BreakerStatus], snapshots: TypedBucket[BreakerSnapshot]
+    ) -> None:
+        self.statuses = statuses
+        self.snapshots = snapshots
 
     @classmethod
     async def open(cls, bus: Bus) -> BreakerStore:
         """Open (creating if needed) both buckets."""
-        return cls(await bus.key_value(BREAKERS), await bus.key_value(BREAKER_SNAPSHOTS))
+        return cls(
+            await TypedBucket.bind(bus, BREAKERS, BreakerStatus),
+            await TypedBucket.bind(bus, BREAKER_SNAPSHOTS, BreakerSnapshot),
+        )
 
-    async def load(self) -> list[BreakerSnapshot]:
-        """Return every stored snapshot; undecodable ones are logged and skipped."""
-        watcher = await self.snapshot_kv.watchall()
-        snapshots = []
+    async def load(
+        self, timeout: float = 10.0, clock: Clock = system_clock
+    ) -> list[BreakerSnapshot]:
+        """Return every stored snapshot; undecodable ones are logged and skipped.
+
+        Args:
+            timeout: seconds of ``clock`` to wait for the bucket's content.
+            clock: clock of that wait (a real-time wait on the server).
+
+        Raises:
+            TimeoutError: the content did not arrive in time.
+        """
+        snapshots: list[BreakerSnapshot] = []
+        watch = await self.snapshots.watch()
+
+        async def collect() -> None:
+            async for entry in watch:
+                if entry.value is not None:
+                    snapshots.append(entry.value)
+
+        collector = asyncio.ensure_future(collect())
+        waiter = asyncio.ensure_future(watch.caught_up.wait())
         try:
-            while True:
-                entry = await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                if entry.value and entry.operation is None:
-                    try:
-                        snapshots.append(_snapshot_decoder.decode(entry.value))
-                    except msgspec.DecodeError as exc:
-                        log.error(
-                            "breaker snapshot %s is unreadable, starting it afresh: %s",
-                            entry.key,
-                            exc,
-                        )
-                if entry.delta == 0:
-                    break
+            late = await wait_tasks({waiter}, timeout, clock)
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            waiter.cancel()
+            await watch.close()
+            await cancel_and_wait(collector)
+        if late:
+            raise TimeoutError(f"breaker snapshots not loaded within {timeout}s")
         return snapshots
 
-    async def save(self, snapshot: BreakerSnapshot) -> None:
-        """Write the snapshot, then the status runners see."""
+    async def save(self, snapshot: BreakerSnapshot, *, status: bool = True) -> None:
+        """Write the snapshot, then (unless ``status`` is false) the status runners see."""
         kv_key = breaker_kv_key(snapshot.status.key)
-        await self.snapshot_kv.put(kv_key, _encoder.encode(snapshot))
-        await self.status_kv.put(kv_key, _encoder.encode(snapshot.status))
+        await self.snapshots.put(kv_key, snapshot)
+        if status:
+            await self.statuses.put(kv_key, snapshot.status)
 
     async def purge_probes(self, key: str, epoch: int, permits: int) -> None:
         """Remove the half-open probe claims of one epoch of breaker ``key``."""
         for slot in range(permits):
-            await self.status_kv.purge(probe_kv_key(key, epoch, slot))
+            await self.statuses.purge(probe_kv_key(key, epoch, slot))

@@ -4,7 +4,15 @@
 keeps the latest :class:`~protocols.breakers.BreakerStatus` of every key in a
 dict, so :meth:`BreakerView.allows` is a dictionary lookup and a comparison:
 no network round trip. If the supervisor is down the view keeps the last
-state it saw and runners keep going.
+state it saw and runners keep going. The view is a library object living in
+the runner's process, not an actor handler, so it runs its own
+:meth:`~actors.runtime.TypedBucket.watch` rather than ``Actor.add_watch``; its
+owner starts and stops it (``async with``).
+
+Time: the view and the reporter take the owner's domain clock (when an open
+breaker's wait is over, a report's ``at``) and, separately, a runtime clock
+for their real-time waits on the server (loading the bucket, publish retries,
+flushing, stopping), so a manual domain clock never stalls them.
 
 Half-open probes, without asking the supervisor:
 
@@ -32,17 +40,15 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import msgspec
 import nats.errors
-from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from actors.runtime.bus import Bus
 from actors.runtime.cancellation import cancel_and_wait
-from actors.runtime.clock import Clock, system_clock
-from actors.runtime.errors import RequestError
+from actors.runtime.clock import Clock, system_clock, wait_tasks
+from actors.runtime.errors import Conflict, RequestError
+from actors.runtime.kv import Entry, TypedBucket
+from actors.runtime.watch import BucketWatch
 from actors.topology import BREAKER_REPORTS, BREAKERS
 from protocols.breakers import (
     REPORT_SUBJECT,
@@ -52,6 +58,7 @@ from protocols.breakers import (
     breaker_key_from_kv,
     breaker_kv_key,
     is_probe_kv_key,
+    parse_probe_kv_key,
     probe_kv_key,
 )
 from protocols.errors import ErrorClass
@@ -60,8 +67,8 @@ __all__ = ["BreakerView", "OutcomeReporter"]
 
 log = logging.getLogger(__name__)
 
-_KV_DELETES = frozenset({"DEL", "PURGE"})
-_decoder = msgspec.msgpack.Decoder(BreakerStatus)
+BucketValue = BreakerStatus | str
+"""What the breakers bucket holds: statuses, and probe claims naming their owner."""
 
 
 class BreakerView:
@@ -69,26 +76,33 @@ class BreakerView:
 
     Args:
         source: a connected :class:`~actors.runtime.bus.Bus` (the bucket is
-            created if missing) or an already opened breakers ``KeyValue``.
-        clock: time source, to tell when an open breaker's wait is over.
+            created if missing) or the breakers bucket already bound to
+            :data:`BucketValue`.
+        clock: domain time source, to tell when an open breaker's wait is over.
         owner: written into probe claims (who is probing), for diagnosis.
+        runtime_clock: clock of the real-time waits (loading, stopping).
     """
 
     def __init__(
-        self, source: Bus | KeyValue, clock: Clock = system_clock, *, owner: str = ""
+        self,
+        source: Bus | TypedBucket[BucketValue],
+        clock: Clock = system_clock,
+        *,
+        owner: str = "",
+        runtime_clock: Clock = system_clock,
     ) -> None:
         self._source = source
         self._clock = clock
-        self._owner = (owner or f"runner-{uuid.uuid4().hex[:8]}").encode()
-        self._kv: KeyValue | None = source if isinstance(source, KeyValue) else None
+        self._runtime_clock = runtime_clock
+        self._owner = owner or f"runner-{uuid.uuid4().hex[:8]}"
+        self._bucket: TypedBucket[BucketValue] | None = (
+            source if isinstance(source, TypedBucket) else None
+        )
         self._status: dict[str, BreakerStatus] = {}
         # (kv key of the breaker, epoch) -> claimed probe slots
         self._claims: dict[tuple[str, int], set[int]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._watcher: KeyValue.KeyWatcher | None = None
-        self._synced = asyncio.Event()
-        self._target = 0
-        self._revision = 0
+        self._watch: BucketWatch[BucketValue] | None = None
         self._listeners: list[Callable[[BreakerStatus], None]] = []
         self.updates = 0
         """Breaker status updates received since start."""
@@ -99,31 +113,33 @@ class BreakerView:
         """Start watching and wait until the current contents are loaded.
 
         Raises:
-            TimeoutError: the initial contents did not arrive within ``timeout``.
+            TimeoutError: the initial contents did not arrive within ``timeout``
+                seconds of the runtime clock.
         """
-        if self._kv is None:
+        if self._bucket is None:
             assert isinstance(self._source, Bus)
-            self._kv = await self._source.key_value(BREAKERS)
-        # The bucket's last revision is the point the view must reach before it
-        # may answer: the watcher's own "initial values done" marker can come
-        # before a value already in flight.
-        bucket = await self._kv.status()
-        self._target = bucket.stream_info.state.last_seq
-        self._watcher = watcher = await self._kv.watchall()
-        self._task = asyncio.create_task(self._follow(watcher), name="breaker-view")
-        await asyncio.wait_for(self._synced.wait(), timeout)
+            bus = self._source
+            # A union value type: built directly, as bind() takes one class.
+            self._bucket = TypedBucket(bus.js, await bus.key_value(BREAKERS), BREAKERS, BucketValue)
+        self._watch = watch = await self._bucket.watch()
+        self._task = asyncio.create_task(self._follow(watch), name="breaker-view")
+        waiter = asyncio.ensure_future(watch.caught_up.wait())
+        try:
+            late = await wait_tasks({waiter}, timeout, self._runtime_clock)
+        finally:
+            waiter.cancel()
+        if late:
+            raise TimeoutError(f"breakers bucket not loaded within {timeout}s")
 
     async def stop(self) -> None:
         """Stop watching; the last known state stays readable."""
-        if self._watcher is not None:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await self._watcher.stop()  # type: ignore[no-untyped-call]
-            self._watcher = None
-        if self._task is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), 1.0)
-            await cancel_and_wait(self._task)
-            self._task = None
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.close()
+        task, self._task = self._task, None
+        if task is not None:
+            await wait_tasks({task}, 1.0, self._runtime_clock)
+            await cancel_and_wait(task)
 
     async def __aenter__(self) -> BreakerView:
         await self.start()
@@ -136,40 +152,31 @@ class BreakerView:
         """Call ``callback`` with every breaker status the view receives."""
         self._listeners.append(callback)
 
-    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
-        # Iterating (rather than ``updates(timeout)``) ends cleanly when stop() stops
-        # the watcher; None marks the end of the initial contents.
-        async for entry in watcher:
-            if entry is None:
-                if self._revision >= self._target:
-                    self._synced.set()
-                else:
-                    # The last revision may be gone (purged); do not wait for ever.
-                    asyncio.get_running_loop().call_later(1.0, self._synced.set)
-                continue
-            self._revision = max(self._revision, entry.revision or 0)
+    async def _follow(self, watch: BucketWatch[BucketValue]) -> None:
+        # Ends when stop() closes the watch; undecodable values are skipped by the watch.
+        async for entry in watch:
             try:
-                self._apply(entry.key, entry.value, entry.operation)
-            except (msgspec.DecodeError, ValueError) as exc:
-                log.warning("breaker view: ignoring undecodable entry %s: %s", entry.key, exc)
-            if self._revision >= self._target:
-                self._synced.set()
+                self._apply(entry)
+            except ValueError as exc:
+                log.warning("breaker view: ignoring entry %s: %s", entry.key, exc)
 
-    def _apply(self, kv_key: str, value: bytes | None, operation: Any) -> None:
-        if is_probe_kv_key(kv_key):
-            _, breaker, epoch, slot = kv_key.split(".")
-            claims = self._claims.setdefault((breaker, int(epoch)), set())
-            if operation in _KV_DELETES:
-                claims.discard(int(slot))
+    def _apply(self, entry: Entry[BucketValue | None]) -> None:
+        if is_probe_kv_key(entry.key):
+            breaker, epoch, slot = parse_probe_kv_key(entry.key)
+            claims = self._claims.setdefault((breaker, epoch), set())
+            if entry.value is None:
+                claims.discard(slot)
                 if not claims:
-                    self._claims.pop((breaker, int(epoch)), None)
+                    self._claims.pop((breaker, epoch), None)
             else:
-                claims.add(int(slot))
+                claims.add(slot)
             return
-        if operation in _KV_DELETES or not value:
-            self._status.pop(breaker_key_from_kv(kv_key), None)
+        if entry.value is None:
+            self._status.pop(breaker_key_from_kv(entry.key), None)
             return
-        status = _decoder.decode(value)
+        if not isinstance(entry.value, BreakerStatus):
+            raise ValueError("not a breaker status")
+        status = entry.value
         self._status[status.key] = status
         self.updates += 1
         for callback in self._listeners:
@@ -238,14 +245,14 @@ class BreakerView:
         status = self._status.get(key)
         if status is None or status.state in ("closed", "disabled"):
             return True
-        kv = self._kv
-        assert kv is not None, "start() the view first"
+        bucket = self._bucket
+        assert bucket is not None, "start() the view first"
         slot = self._free_slot(status)
         while slot is not None:
             claim = probe_kv_key(key, status.opened_count, slot)
             try:
-                await kv.create(claim, self._owner)
-            except KeyWrongLastSequenceError:
+                await bucket.create(claim, self._owner)
+            except Conflict:
                 self._claims.setdefault((breaker_kv_key(key), status.opened_count), set()).add(slot)
                 slot = self._free_slot(status, slot + 1)
                 continue
@@ -262,13 +269,22 @@ class OutcomeReporter:
 
     Args:
         bus: connected bus.
-        clock: time source of ``at``.
+        clock: domain time source of ``at``.
         max_pending: reports queued before :meth:`report` drops the oldest.
+        runtime_clock: clock of the real-time waits (publish retries, flushing).
     """
 
-    def __init__(self, bus: Bus, clock: Clock = system_clock, *, max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock = system_clock,
+        *,
+        max_pending: int = 10_000,
+        runtime_clock: Clock = system_clock,
+    ) -> None:
         self._bus = bus
         self._clock = clock
+        self._runtime_clock = runtime_clock
         self._queue: asyncio.Queue[OutcomeReport] = asyncio.Queue(max_pending)
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
@@ -328,9 +344,16 @@ class OutcomeReporter:
         """Wait until every queued report is acknowledged by the stream.
 
         Raises:
-            TimeoutError: reports were still queued after ``timeout`` seconds.
+            TimeoutError: reports were still queued after ``timeout`` seconds
+                of the runtime clock.
         """
-        await asyncio.wait_for(self._queue.join(), timeout)
+        joined = asyncio.ensure_future(self._queue.join())
+        try:
+            late = await wait_tasks({joined}, timeout, self._runtime_clock)
+        finally:
+            joined.cancel()
+        if late:
+            raise TimeoutError(f"{self._queue.qsize()} outcome reports not stored in {timeout}s")
 
     async def _drain(self) -> None:
         while True:
@@ -342,7 +365,7 @@ class OutcomeReporter:
                     break
                 except (RequestError, nats.errors.Error, OSError) as exc:
                     log.warning("outcome report for %s not stored (%s); retrying", message.key, exc)
-                    await asyncio.sleep(delay)
+                    await self._runtime_clock.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self.sent += 1
             self._queue.task_done()

@@ -4,29 +4,26 @@
 * ``troupe breakers open KEY`` - force it open until reset;
 * ``troupe breakers reset KEY`` - back to closed, window cleared;
 * ``troupe breakers disable KEY`` - let everything through, record nothing.
+
+Exit codes: 0 done, 1 refused, 2 bad arguments, 69 NATS or the breaker
+supervisor did not answer.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import sys
 import time
 
 import msgspec
 
-from actors.cli.options import add_connection_options, connection_config
+from actors.breaker_supervisor.client import control_breaker, list_breakers
+from actors.cli.columns import columns
+from actors.cli.options import EXIT_USAGE, add_connection_options, run_client
 from actors.runtime.bus import Bus
 from actors.runtime.errors import TroupeError
-from protocols.breakers import (
-    CONTROL_SUBJECT,
-    LIST_SUBJECT,
-    BreakerControl,
-    BreakerList,
-    BreakerStatus,
-    ControlAction,
-    ListBreakers,
-)
+from protocols.breakers import BreakerList, BreakerStatus, ControlAction
 
 __all__ = ["format_table", "register"]
 
@@ -55,32 +52,27 @@ def format_table(items: list[BreakerStatus], now: float) -> str:
                 wait,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return columns(rows)
 
 
-async def _call(args: argparse.Namespace) -> BreakerList:
-    bus = await Bus.connect(connection_config(args, name="troupe-cli-breakers"))
-    try:
-        if args.action in (None, "list"):
-            return await bus.request(LIST_SUBJECT, ListBreakers(prefix=args.key or ""), BreakerList)
-        return await bus.request(
-            CONTROL_SUBJECT, BreakerControl(key=args.key, action=_ACTIONS[args.action]), BreakerList
-        )
-    finally:
-        await bus.close()
+async def _call(args: argparse.Namespace, bus: Bus) -> BreakerList:
+    if args.action in (None, "list"):
+        return await list_breakers(bus, args.key or "")
+    return await control_breaker(bus, args.key, _ACTIONS[args.action])
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.action in _ACTIONS and not args.key:
-        print(f"troupe breakers {args.action}: a KEY is required")
-        return 2
+        print(f"troupe breakers {args.action}: a KEY is required", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        answer = asyncio.run(_call(args))
+        # Forcing, resetting or disabling a breaker is an operator action.
+        role = "operator" if args.action in _ACTIONS else "client"
+        answer = run_client(
+            args, lambda bus: _call(args, bus), name="troupe-cli-breakers", role=role
+        )
     except TroupeError as exc:
-        print(f"troupe breakers: {exc}")
+        print(f"troupe breakers: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(msgspec.to_builtins(answer.items), indent=2))

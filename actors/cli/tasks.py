@@ -1,4 +1,4 @@
-"""``troupe submit``, ``templates``, ``cancel``, ``result``, ``artifact`` and ``cache clear``.
+"""``troupe submit`` and ``troupe cancel``: starting a workflow and stopping it; ``templates``.
 
 ``submit`` takes a template name or a definition file. A template name is
 resolved by the task manager (its bundled templates and ``TROUPE_TEMPLATES``)
@@ -12,30 +12,49 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import json
+import contextlib
+import random
 import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO, TypeVar
 
 import msgspec
+from opentelemetry import trace
 
-from actors.cli.options import add_connection_options, connection_config
+from actors.cli.follow import exit_code, follow
+from actors.cli.options import (
+    CLIENT_EXIT_CODES,
+    add_connection_options,
+    add_param_option,
+    add_templates_option,
+    run_client,
+)
+from actors.cli.templates import add_templates_command
+from actors.cli.validate import EXIT_REJECTED, check_task
+from actors.runtime import telemetry
 from actors.runtime.bus import Bus
-from actors.runtime.errors import NotFound, RequestError, TroupeError, Unavailable
-from actors.task_manager.definitions import SUFFIXES, load_document, to_pipeline
-from actors.task_manager.errors import TaskRejected
-from actors.task_manager.templates import TemplateRegistry, render
-from protocols import pipelines, tasks
-from protocols.pipelines import ArtifactRef, ParamValue, PipelineResult
-from protocols.status import GET_SUBJECT, TERMINAL_STATES, GetWorkflow, WorkflowView
+from actors.runtime.errors import NotFound, RequestError, TroupeError
+from actors.status_tracker.client import get_workflow
+from actors.task_manager.client import (
+    SUFFIXES,
+    TaskRejected,
+    TemplateRegistry,
+    cancel_task,
+    load_document,
+    render,
+    submit_task,
+    to_pipeline,
+)
+from protocols import tasks
+from protocols.pipelines import ParamValue
+from protocols.status import WorkflowView
 from protocols.tasks import TaskSubmitted
 
-__all__ = ["build_task", "parse_params", "register", "submit_task", "wait_for"]
+__all__ = ["await_answer", "build_task", "parse_params", "register", "trace_root", "wait_for"]
 
 T = TypeVar("T")
 
@@ -113,64 +132,58 @@ def build_task(
     )
 
 
-async def submit_task(bus: Bus, task: TaskSubmitted) -> bool:
-    """Publish ``task`` with its id as ``Nats-Msg-Id``.
+async def await_answer(bus: Bus, workflow_id: str, *, timeout: float) -> WorkflowView:
+    """Wait until the task manager accepted (queued or later) or rejected a task.
 
-    Returns:
-        ``False`` when the stream recognised it as a duplicate of an earlier submission.
+    Raises:
+        TimeoutError: no answer within ``timeout`` seconds.
     """
-    ack = await bus.send(tasks.SUBMIT_SUBJECT, task, msg_id=task.task_id)
-    return not ack.duplicate
+
+    give_up = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(NotFound):  # the tracker has not seen it yet
+            view = await get_workflow(bus, workflow_id)
+            if view.state != "submitted":
+                return view
+        if time.monotonic() >= give_up:
+            raise TimeoutError(f"no answer from the task manager within {timeout:g}s")
+        await asyncio.sleep(0.02)
 
 
 async def wait_for(
     bus: Bus, workflow_id: str, *, out: TextIO | None = None, timeout: float | None = None
 ) -> WorkflowView:
-    """Follow a workflow until it ends; return its final view.
-
-    Uses ``actors.cli.status.follow`` when available, else polls the status tracker.
+    """Follow a workflow just submitted until it ends; return its final view.
 
     Raises:
         TimeoutError: it did not end within ``timeout`` seconds.
+        Unavailable: the status tracker did not answer.
     """
-    try:
-        status_cli = importlib.import_module("actors.cli.status")
-    except ModuleNotFoundError:
-        status_cli = None
-    if status_cli is not None and hasattr(status_cli, "follow"):
-        view: WorkflowView = await status_cli.follow(bus, workflow_id, out=out, timeout=timeout)
-        return view
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    last_state = None
-    while True:
-        try:
-            view = await bus.request(
-                GET_SUBJECT, GetWorkflow(workflow_id=workflow_id), WorkflowView, timeout=2.0
-            )
-        except (NotFound, Unavailable):
-            pass
-        else:
-            if view.state != last_state and out is not None:
-                print(f"{workflow_id}: {view.state}", file=out)
-                last_state = view.state
-            if view.state in TERMINAL_STATES:
-                return view
-        if deadline is not None and loop.time() > deadline:
-            raise TimeoutError(f"workflow {workflow_id} did not finish within {timeout}s")
-        await asyncio.sleep(0.2)
+    return await follow(bus, workflow_id, out=out, timeout=timeout)
 
 
-def _exit_code(view: WorkflowView) -> int:
-    """0 iff the workflow succeeded; otherwise the code ``troupe watch`` uses for its state."""
-    if view.state == "succeeded":
-        return 0
-    try:
-        status_cli = importlib.import_module("actors.cli.status")
-        code = int(status_cli.exit_code(view))
-    except (ModuleNotFoundError, AttributeError):
-        return 1
-    return code or 1
+@contextlib.contextmanager
+def trace_root(name: str) -> Iterator[str]:
+    """Start the trace a new workflow makes, as the current span; yield its trace id.
+
+    With the ``OTEL_*`` variables asking for an exporter, this is a real span
+    that is exported. Otherwise it is a sampled context with fresh ids that
+    is only propagated (nothing is installed process-wide), so the actors still
+    share one trace id the user can look up.
+    """
+    if telemetry.configure_tracing("troupe-cli"):
+        with telemetry.tracer().start_as_current_span(name) as span:
+            yield format(span.get_span_context().trace_id, "032x")
+        return
+    ids = random.SystemRandom()
+    context = trace.SpanContext(
+        trace_id=ids.getrandbits(128) or 1,
+        span_id=ids.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    with trace.use_span(trace.NonRecordingSpan(context)):
+        yield format(context.trace_id, "032x")
 
 
 # -- command handlers -----------------------------------------------------------------
@@ -182,14 +195,7 @@ def _fail(command: str, message: str, code: int = 1) -> int:
 
 
 def _with_bus(args: argparse.Namespace, work: Callable[[Bus], Awaitable[T]]) -> T:
-    async def main() -> T:
-        bus = await Bus.connect(connection_config(args))
-        try:
-            return await work(bus)
-        finally:
-            await bus.close()
-
-    return asyncio.run(main())
+    return run_client(args, work)
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -206,18 +212,33 @@ def _submit(args: argparse.Namespace) -> int:
         )
     except (TaskRejected, ValueError) as exc:
         return _fail("submit", str(exc), 2)
+    try:
+        if task.requires is None:  # an agent task is no pipeline: its agent judges it
+            check_task(task, [Path(d) for d in args.templates])
+    except TaskRejected as exc:
+        return _fail("submit", f"rejected before submission: {exc.reason}", EXIT_REJECTED)
 
     async def work(bus: Bus) -> int:
-        fresh = await submit_task(bus, task)
-        print(task.task_id)
-        if not fresh:
+        with trace_root("troupe submit") as trace_id:
+            fresh = await submit_task(bus, task)
+        print(task.task_id, flush=True)
+        if fresh:
+            print(f"trace id: {trace_id}", file=sys.stderr)
+        else:
             print(f"(already submitted: {task.task_id} is the existing workflow)", file=sys.stderr)
         if not args.wait:
+            if args.no_wait:
+                return 0
+            answer = await await_answer(bus, task.task_id, timeout=args.answer_timeout)
+            if answer.state == "rejected":
+                return _fail("submit", f"rejected: {answer.reason}", EXIT_REJECTED)
             return 0
         view = await wait_for(bus, task.task_id, out=sys.stderr, timeout=args.timeout)
         detail = f": {view.reason}" if view.reason else ""
         print(f"workflow {task.task_id} {view.state}{detail}", file=sys.stderr)
-        return _exit_code(view)
+        if not fresh and view.trace_id:
+            print(f"trace id: {view.trace_id}", file=sys.stderr)
+        return exit_code(view)
 
     try:
         return _with_bus(args, work)
@@ -227,46 +248,9 @@ def _submit(args: argparse.Namespace) -> int:
         return _fail("submit", str(exc))
 
 
-def _templates(args: argparse.Namespace) -> int:
-    registry = TemplateRegistry.default([Path(d) for d in args.templates])
-    found = registry.templates()
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": t.name,
-                        "description": t.description,
-                        "path": str(t.path),
-                        "params": [msgspec.to_builtins(p) for p in t.params],
-                    }
-                    for t in found
-                ],
-                indent=2,
-            )
-        )
-    else:
-        width = max((len(t.name) for t in found), default=4)
-        for t in found:
-            print(f"{t.name:<{width}}  {t.description}")
-            for p in t.params:
-                default = "required" if p.default is None else f"default {p.default!r}"
-                about = f"  {p.description}" if p.description else ""
-                print(f"{'':<{width}}    --param {p.name}=<{p.type}>  ({default}){about}")
-        if not found:
-            print("no templates found")
-    for path, problem in registry.errors.items():
-        print(f"skipped {path}: {problem}", file=sys.stderr)
-    return 0
-
-
 def _cancel(args: argparse.Namespace) -> int:
     async def work(bus: Bus) -> int:
-        accepted = await bus.request(
-            tasks.CANCEL_SUBJECT,
-            tasks.CancelTask(workflow_id=args.id, reason=args.reason),
-            tasks.CancelAccepted,
-        )
+        accepted = await cancel_task(bus, args.id, args.reason)
         print(f"cancelling {accepted.workflow_id}")
         return 0
 
@@ -276,167 +260,28 @@ def _cancel(args: argparse.Namespace) -> int:
         return _fail("cancel", str(exc))
 
 
-async def _get_result(bus: Bus, workflow_id: str) -> PipelineResult:
-    return await bus.request(
-        pipelines.RESULT_SUBJECT, pipelines.GetResult(workflow_id=workflow_id), PipelineResult
-    )
-
-
-def _print_result(result: PipelineResult, *, logs: bool) -> None:
-    took = max(0.0, result.finished_at - result.started_at)
-    reason = f" - {result.reason}" if result.reason else ""
-    print(
-        f"workflow {result.workflow_id}: {result.state} "
-        f"(backend {result.backend}, {took:.2f}s){reason}"
-    )
-    rows = [("STEP", "STATE", "EXIT", "TIME", "CACHE", "ARTIFACTS")]
-    for step in result.steps:
-        rows.append(
-            (
-                step.name,
-                step.state,
-                "-" if step.exit_code is None else str(step.exit_code),
-                f"{step.duration_s:.2f}s",
-                "hit" if step.cache_hit else "miss",
-                ", ".join(a.name for a in step.artifacts) or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    for step in result.steps:
-        if step.reason:
-            print(f"{step.name}: {step.reason}")
-        if logs:
-            for label, tail in (("stdout", step.stdout_tail), ("stderr", step.stderr_tail)):
-                if tail.strip():
-                    print(f"--- {step.name} {label} ---")
-                    print(tail.rstrip())
-
-
-def _result(args: argparse.Namespace) -> int:
-    async def work(bus: Bus) -> int:
-        result = await _get_result(bus, args.id)
-        if args.json:
-            print(msgspec.json.format(msgspec.json.encode(result)).decode())
-        else:
-            _print_result(result, logs=args.logs)
-        return 0
-
-    try:
-        return _with_bus(args, work)
-    except (RequestError, TroupeError) as exc:
-        return _fail("result", str(exc))
-
-
-def _find_artifact(result: PipelineResult, name: str, step: str | None) -> ArtifactRef:
-    matches = [
-        (s.name, ref)
-        for s in result.steps
-        for ref in s.artifacts
-        if ref.name == name and (step is None or s.name == step)
-    ]
-    if not matches:
-        known = sorted({ref.name for s in result.steps for ref in s.artifacts})
-        raise LookupError(
-            f"workflow {result.workflow_id} has no artifact {name!r}"
-            + (f" from step {step!r}" if step else "")
-            + f" (artifacts: {', '.join(known) or 'none'})"
-        )
-    # Several steps may write the same path; the last one in execution order wins.
-    return matches[-1][1]
-
-
-def _artifact(args: argparse.Namespace) -> int:
-    async def work(bus: Bus) -> bytes:
-        result = await _get_result(bus, args.id)
-        ref = _find_artifact(result, args.name, args.step)
-        store = await bus.js.object_store(pipelines.ARTIFACTS_BUCKET)
-        found = await store.get(ref.object_name)
-        data: bytes = found.data or b""
-        return data
-
-    try:
-        data = _with_bus(args, work)
-    except LookupError as exc:
-        return _fail("artifact", str(exc))
-    except (RequestError, TroupeError) as exc:
-        return _fail("artifact", str(exc))
-    except Exception as exc:  # noqa: BLE001 - nats-py object store errors have no common base
-        return _fail("artifact", f"cannot fetch {args.name}: {type(exc).__name__}: {exc}")
-    if args.output in (None, "-"):
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        Path(args.output).write_bytes(data)
-        print(f"wrote {len(data)} bytes to {args.output}", file=sys.stderr)
-    return 0
-
-
-def _cache_clear(args: argparse.Namespace) -> int:
-    async def work(bus: Bus) -> int:
-        try:
-            cleared = await bus.request(
-                pipelines.CACHE_CLEAR_SUBJECT,
-                pipelines.ClearCache(),
-                pipelines.CacheCleared,
-                timeout=30.0,
-            )
-        except Unavailable:
-            # No runner is up, so no runner holds an in-process tier: emptying the
-            # shared object store is the whole job.
-            stream = f"OBJ_{pipelines.CACHE_BUCKET}"
-            try:
-                info = await bus.js.stream_info(stream)
-            except Exception:  # noqa: BLE001 - a missing store means an empty cache
-                print("step cache is empty")
-                return 0
-            await bus.js.purge_stream(stream)
-            print(f"step cache cleared ({info.state.messages} stored messages removed)")
-            return 0
-        print(f"step cache cleared ({cleared.removed} entries removed)")
-        return 0
-
-    try:
-        return _with_bus(args, work)
-    except (RequestError, TroupeError) as exc:
-        return _fail("cache clear", str(exc))
-
-
 # -- registration -----------------------------------------------------------------------
 
 
-def _add_templates_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--templates",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="extra template directory (repeatable; also TROUPE_TEMPLATES)",
-    )
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``submit``, ``templates``, ``cancel``, ``result``, ``artifact`` and ``cache``."""
+    """Add ``submit``, ``templates`` and ``cancel``."""
     p = sub.add_parser(
         "submit",
         help="submit a task: a template name or a pipeline definition file",
-        description="Submit a task. Prints the workflow id. With --wait, follows it and "
-        "exits 0 only if it succeeded.",
+        description="Submit a task: the workflow id is printed on stdout, its trace id "
+        "('trace id: ...') on stderr. With --wait, follow it until it ends.",
+        epilog="The task is validated locally first, then (unless --no-wait) the command "
+        "waits for the task manager's answer. Exit codes: 0 accepted (with --wait: "
+        "succeeded); 5 rejected; with --wait 1 failed, "
+        "3 cancelled, 4 timed out, 124 --timeout reached; "
+        f"{CLIENT_EXIT_CODES}.",
     )
     p.add_argument(
         "target",
         metavar="TEMPLATE_OR_FILE",
         help="template name (see 'troupe templates') or a .toml/.yaml/.json file",
     )
-    p.add_argument(
-        "--param",
-        "-p",
-        metavar="NAME=VALUE",
-        action="append",
-        default=[],
-        help="template parameter (repeatable)",
-    )
+    add_param_option(p)
     p.add_argument(
         "--id",
         metavar="KEY",
@@ -462,49 +307,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(else the exit code of 'troupe watch' for its state)",
     )
     p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for the task manager to accept or reject the task",
+    )
+    p.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the accepted/rejected answer (default 10; exit 124)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="with --wait: give up after this long (exit 1)",
+        help="with --wait: give up after this long (exit 124)",
     )
-    _add_templates_option(p)
+    add_templates_option(p)
     add_connection_options(p)
     p.set_defaults(handler=_submit)
 
-    p = sub.add_parser(
-        "templates",
-        help="list the available pipeline templates",
-        description="List bundled templates, TROUPE_TEMPLATES and --templates.",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    _add_templates_option(p)
-    p.set_defaults(handler=_templates)
+    add_templates_command(sub)
 
-    p = sub.add_parser("cancel", help="cancel a workflow (running steps are killed)")
+    p = sub.add_parser(
+        "cancel",
+        help="cancel a workflow (running steps are killed)",
+        description="Cancel a workflow: it ends 'cancelled' and its running steps are killed.",
+        epilog=f"Exit codes: 0 cancelling; 1 refused (unknown or finished workflow); "
+        f"{CLIENT_EXIT_CODES}.",
+    )
     p.add_argument("id", metavar="ID", help="workflow id")
     p.add_argument("--reason", default="cancelled by user", help="recorded in the history")
     add_connection_options(p)
     p.set_defaults(handler=_cancel)
-
-    p = sub.add_parser("result", help="show a finished workflow's result, step by step")
-    p.add_argument("id", metavar="ID", help="workflow id")
-    p.add_argument("--logs", action="store_true", help="also print each step's output tail")
-    p.add_argument("--json", action="store_true", help="print the stored result as JSON")
-    add_connection_options(p)
-    p.set_defaults(handler=_result)
-
-    p = sub.add_parser("artifact", help="fetch a file a workflow's step produced")
-    p.add_argument("id", metavar="ID", help="workflow id")
-    p.add_argument("name", metavar="NAME", help="artifact path, e.g. report.md")
-    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    p.add_argument("--step", help="take it from this step (default: the last that wrote it)")
-    add_connection_options(p)
-    p.set_defaults(handler=_artifact)
-
-    p = sub.add_parser("cache", help="manage the step cache")
-    cache_sub = p.add_subparsers(dest="cache_command", metavar="ACTION")
-    cache_sub.required = True
-    c = cache_sub.add_parser("clear", help="empty the shared step cache and every runner's")
-    add_connection_options(c)
-    c.set_defaults(handler=_cache_clear)

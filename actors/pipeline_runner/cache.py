@@ -2,8 +2,15 @@
 
 An entry is a :class:`~protocols.pipelines.CachedStep` (the successful
 step's result; its artifact references point at the content-addressed output
-files). Entries older than the TTL are misses on either tier. A shared-tier
-failure (NATS down) is a miss, never an error: the step simply runs.
+files; the template of the workflow that stored it). Entries older than the
+TTL are misses on either tier. A shared-tier failure (NATS down) is a miss,
+never an error: the step simply runs.
+
+Clearing (:meth:`StepCache.clear_for`, the answer to a
+:class:`~protocols.pipelines.ClearCache` request) removes everything, one entry
+(its key or an unambiguous prefix of it), or the entries a template's workflows
+stored; :meth:`StepCache.forget` drops the same entries from another runner's
+in-process tier when the answer is announced.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import nats.errors
 from nats.js.object_store import ObjectStore
 
 from actors.runtime.clock import Clock, system_clock
-from protocols.pipelines import CachedStep, StepResult
+from actors.runtime.errors import BadRequest, NotFound
+from protocols.pipelines import CacheCleared, CachedStep, ClearCache, StepResult
 
 __all__ = ["CacheStats", "StepCache"]
 
@@ -118,9 +126,18 @@ class StepCache:
         self.stats.misses += 1
         return None
 
-    async def put(self, key: str, result: StepResult) -> None:
-        """Store a successful step's result under ``key`` in both tiers."""
-        entry = CachedStep(key=key, result=result, stored_at=self._clock.time())
+    async def put(self, key: str, result: StepResult, *, template: str | None = None) -> None:
+        """Store a successful step's result under ``key`` in both tiers.
+
+        Args:
+            key: the cache key.
+            result: the step's result.
+            template: template of the workflow the step belongs to (recorded, so
+                ``troupe cache clear --template`` finds the entry).
+        """
+        entry = CachedStep(
+            key=key, result=result, stored_at=self._clock.time(), template=template or ""
+        )
         self._remember(entry)
         self.stats.stores += 1
         if self._store is None:
@@ -156,3 +173,79 @@ class StepCache:
             except nats.errors.Error as exc:
                 log.warning("step cache: cannot delete %s: %s", info.name[:12], exc)
         return removed
+
+    async def clear_for(self, request: ClearCache) -> CacheCleared:
+        """Remove what ``request`` names: everything, one entry, or a template's entries.
+
+        Raises:
+            NotFound: ``request.key`` names no entry (nothing is removed).
+            BadRequest: ``request.key`` is empty or the prefix of several entries.
+        """
+        if request.key is None and request.template is None:
+            return CacheCleared(removed=await self.clear())
+        shared = await self._shared_entries()
+        if request.key is not None:
+            keys = [self._resolve(request.key, set(shared) | set(self._memory))]
+        else:
+            keys = sorted(
+                k
+                for k, e in {**shared, **self._memory}.items()
+                if e is not None and e.template == request.template
+            )
+        removed = 0
+        for key in keys:
+            self._memory.pop(key, None)
+            if key in shared and await self._delete(key):
+                removed += 1
+        return CacheCleared(removed=removed, keys=keys)
+
+    def forget(self, cleared: CacheCleared) -> int:
+        """Drop from the in-process tier what a runner's clearing removed; return how many."""
+        if cleared.keys is None:
+            return self.clear_local()
+        return sum(self._memory.pop(key, None) is not None for key in cleared.keys)
+
+    @staticmethod
+    def _resolve(key: str, known: set[str]) -> str:
+        if not key:
+            raise BadRequest(
+                "a cache key (or a prefix of one, as 'troupe cache ls' shows) is needed"
+            )
+        if key in known:
+            return key
+        matches = sorted(k for k in known if k.startswith(key))
+        if not matches:
+            raise NotFound(f"no step cache entry has the key {key!r}")
+        if len(matches) > 1:
+            raise BadRequest(f"{key!r} is the prefix of {len(matches)} cache keys; give more of it")
+        return matches[0]
+
+    async def _shared_entries(self) -> dict[str, CachedStep | None]:
+        """Return the shared tier's entries by key (``None``: it does not decode)."""
+        if self._store is None:
+            return {}
+        try:
+            infos = await self._store.list()
+        except nats.errors.Error:
+            return {}
+        entries: dict[str, CachedStep | None] = {}
+        for info in infos:
+            if info.deleted:
+                continue
+            try:
+                found = await self._store.get(info.name)
+                entries[info.name] = _decoder.decode(found.data or b"")
+            except nats.errors.Error:
+                continue  # deleted meanwhile
+            except msgspec.DecodeError:
+                entries[info.name] = None
+        return entries
+
+    async def _delete(self, key: str) -> bool:
+        assert self._store is not None
+        try:
+            await self._store.delete(key)
+        except nats.errors.Error as exc:
+            log.warning("step cache: cannot delete %s: %s", key[:12], exc)
+            return False
+        return True

@@ -62,6 +62,11 @@ class RunnerConfig:
         backend: default backend when neither the step nor the pipeline names one
             other than ``auto``.
         engine_probe_ttl: seconds an engine-reachability answer is reused.
+        step_user: the unprivileged account local steps run as when the runner
+            runs as root (``TROUPE_STEP_USER``; empty to run them as root).
+        lease_ttl: whole seconds a run or step lease outlives its runner
+            (``TROUPE_RUNNER_LEASE_TTL``): how soon a run whose runner died
+            resumes elsewhere.
     """
 
     workspace_root: Path = field(default_factory=_default_root)
@@ -79,6 +84,8 @@ class RunnerConfig:
     limits: Limits = field(default_factory=Limits)
     backend: str = "auto"
     engine_probe_ttl: float = 30.0
+    step_user: str = "nobody"
+    lease_ttl: float = 10.0
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -94,6 +101,8 @@ class RunnerConfig:
                 raise ConfigError(name, "must be at least 1")
         if self.ack_wait < 1:
             raise ConfigError("ack_wait", "must be at least 1 second")
+        if self.lease_ttl < 1:
+            raise ConfigError("lease_ttl", "must be at least 1 second")
         for name in ("kill_grace", "default_step_timeout", "cache_ttl", "engine_probe_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, "must not be negative")
@@ -106,9 +115,11 @@ class RunnerConfig:
 
         Recognised: ``TROUPE_WORKSPACES``, ``TROUPE_RUNNER_CONCURRENCY``,
         ``TROUPE_RUNNER_PARALLEL_STEPS``, ``TROUPE_RUNNER_ACK_WAIT``,
+        ``TROUPE_RUNNER_MAX_DELIVER``,
         ``TROUPE_RUNNER_OUTPUT_CAP``, ``TROUPE_RUNNER_BACKEND``,
         ``TROUPE_RUNNER_MEMORY_LIMIT``, ``TROUPE_RUNNER_CPU_LIMIT``,
-        ``TROUPE_RUNNER_CACHE_TTL``, ``TROUPE_RUNNER_KEEP_WORKSPACES``.
+        ``TROUPE_RUNNER_CACHE_TTL``, ``TROUPE_RUNNER_KEEP_WORKSPACES``,
+        ``TROUPE_STEP_USER``, ``TROUPE_RUNNER_LEASE_TTL``.
 
         Raises:
             ConfigError: a variable holds an invalid value (named in the message).
@@ -131,10 +142,13 @@ class RunnerConfig:
             concurrent_runs=int(number("TROUPE_RUNNER_CONCURRENCY", base.concurrent_runs)),
             parallel_steps=int(number("TROUPE_RUNNER_PARALLEL_STEPS", base.parallel_steps)),
             ack_wait=number("TROUPE_RUNNER_ACK_WAIT", base.ack_wait),
+            max_deliver=int(number("TROUPE_RUNNER_MAX_DELIVER", base.max_deliver)),
             output_cap_bytes=int(number("TROUPE_RUNNER_OUTPUT_CAP", base.output_cap_bytes)),
             cache_ttl=number("TROUPE_RUNNER_CACHE_TTL", base.cache_ttl),
             backend=env.get("TROUPE_RUNNER_BACKEND", "").strip() or base.backend,
             keep_workspaces=env.get("TROUPE_RUNNER_KEEP_WORKSPACES", "") in ("1", "true"),
+            step_user=env.get("TROUPE_STEP_USER", base.step_user).strip(),
+            lease_ttl=number("TROUPE_RUNNER_LEASE_TTL", base.lease_ttl),
             limits=Limits(
                 memory_bytes=int(number("TROUPE_RUNNER_MEMORY_LIMIT", 0)),
                 cpu_seconds=int(number("TROUPE_RUNNER_CPU_LIMIT", 0)),

@@ -19,7 +19,7 @@ from actors.runtime.bus import Bus
 from actors.runtime.clock import Clock
 from actors.runtime.errors import RequestError
 from protocols.errors import ErrorClass
-from protocols.pipelines import PipelineRun
+from protocols.pipelines import PipelineRun, StepAttemptReason
 from protocols.status import (
     StepProgress,
     StepState,
@@ -75,6 +75,7 @@ class RunEvents:
             at=self._clock.time(),
             source=SOURCE,
             attempt=attempt or run.attempt,
+            round=self._delivery,
             reason=reason,
             error_class=error_class,
             template=run.template,
@@ -100,8 +101,13 @@ class RunEvents:
         reason: str = "",
         error_class: ErrorClass | None = None,
         execution: int = 1,
+        attempt_reason: StepAttemptReason = "first",
     ) -> None:
-        """Announce a step transition (waits for the stream's acknowledgement)."""
+        """Announce a step transition (waits for the stream's acknowledgement).
+
+        ``execution`` is the step's attempt (persisted before it starts), so each
+        attempt's transitions are distinct events, never dropped as duplicates.
+        """
         event = StepTransition(
             workflow_id=self._run.workflow_id,
             step=name,
@@ -113,6 +119,8 @@ class RunEvents:
             cache_hit=cache_hit,
             reason=reason,
             error_class=error_class,
+            step_attempt=execution,
+            attempt_reason=attempt_reason,
         )
         await self._bus.send(self._subject, event, msg_id=self._id("step", name, execution, state))
 

@@ -1,126 +1,45 @@
-"""Execution of one pipeline run: steps in dependency order, cache, breakers, checkpoints.
+"""Execution of one pipeline run: steps in dependency order, retries, checkpoints.
 
 A run resumes from its checkpoint: steps that succeeded before a crash are
-not executed again; their outputs come back from the artifact store. Each
-step then goes through, in order: input staging, the step cache, the
-breakers of its backend and image, the backend, output collection and upload,
-outcome reports, the cache, and finally the checkpoint - persisted before the
-next step that depends on it starts.
+not executed again; their outputs come back from the artifact store. Ready
+steps then start (bounded by the runner's parallelism), each through the
+per-step pipeline of :mod:`actors.pipeline_runner.steps`; each finished step
+is recorded in the checkpoint - persisted before the next step that depends on
+it starts - and a failure either plans a retry or decides the run.
+A fenced run (its lease lost) records and announces nothing more and ends
+with :class:`~actors.pipeline_runner.leases.LeaseLost`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from dataclasses import dataclass, field
-from typing import Protocol
 
-import msgspec
-
-from actors.breaker_supervisor.retry import NO_RETRY, policy_named
-from actors.pipeline_runner.backends import (
-    Backend,
-    BackendChoice,
-    Backends,
-    BackendUnavailable,
-    StepExecution,
-    StepRequest,
-    StopSignal,
+from actors.breaker_supervisor.client import (
+    CIRCUIT_OPEN,
+    NO_RETRY,
+    POLICIES,
+    policy_named,
+    with_pipeline_policies,
 )
-from actors.pipeline_runner.backends.dagger import WORKDIR
-from actors.pipeline_runner.cache import StepCache
-from actors.pipeline_runner.config import RunnerConfig
+from actors.pipeline_runner.attempts import Holder, StepAttempts
+from actors.pipeline_runner.backends import BackendChoice, StopSignal
+from actors.pipeline_runner.context import Outcome, RunContext
 from actors.pipeline_runner.events import RunEvents
-from actors.pipeline_runner.state import (
-    DEPENDENCY_FAILED,
-    LineEvent,
-    Schedule,
-    cache_key,
-    command_argv,
-    run_outcome,
-)
-from actors.pipeline_runner.store import RunStore
-from actors.pipeline_runner.workspace import Workspace, WorkspaceError
-from actors.runtime import telemetry
-from actors.runtime.clock import Clock
+from actors.pipeline_runner.leases import LeaseLost
+from actors.pipeline_runner.outcome import decide, is_failure
+from actors.pipeline_runner.state import DEPENDENCY_FAILED, Schedule
+from actors.pipeline_runner.steps import StepPipeline
+from actors.pipeline_runner.workspace import Workspace
 from actors.runtime.errors import ConfigError
-from protocols.errors import ErrorClass
-from protocols.pipelines import (
-    PipelineResult,
-    PipelineRun,
-    RunCheckpoint,
-    RunOutcome,
-    StepOutcome,
-    StepResult,
-    StepSpec,
-)
+from protocols.pipelines import PipelineResult, PipelineRun, RunCheckpoint, StepOutcome, StepResult
 
-__all__ = ["BreakerGate", "Outcome", "RunContext", "RunExecution", "breaker_keys"]
+__all__ = ["RunExecution"]
 
 log = logging.getLogger(__name__)
 
 
-class BreakerGate(Protocol):
-    """The breaker check a runner passes before executing work (a local view)."""
-
-    async def admit(self, key: str) -> bool:
-        """Whether work guarded by ``key`` may run now."""
-        ...
-
-
-class Reporter(Protocol):
-    """Queues outcome reports for the breaker supervisor."""
-
-    def report(
-        self,
-        key: str,
-        *,
-        ok: bool,
-        duration_s: float,
-        error_class: ErrorClass | None = None,
-        report_id: str = "",
-    ) -> object:
-        """Queue the outcome of one call guarded by ``key``."""
-        ...
-
-
-def breaker_keys(backend: str, image: str | None) -> list[str]:
-    """Return the breaker keys guarding a step: its backend, and its image if any."""
-    keys = [f"backend:{backend}"]
-    if image:
-        keys.append(f"image:{image}")
-    return keys
-
-
-@dataclass(slots=True)
-class RunContext:
-    """What every run of one runner shares."""
-
-    config: RunnerConfig
-    backends: Backends
-    cache: StepCache
-    store: RunStore
-    clock: Clock
-    gate: BreakerGate | None = None
-    reporter: Reporter | None = None
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def count(self, name: str) -> None:
-        """Add one to counter ``name`` (reported in ``$SRV.STATS``)."""
-        self.counters[name] = self.counters.get(name, 0) + 1
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How a run ended: a result, or a retry to schedule."""
-
-    result: PipelineResult
-    retry_delay: float | None = None
-    retry_step: str = ""
-
-
-class RunExecution:
+class RunExecution(StepPipeline):
     """Runs one :class:`PipelineRun` to its end (see the module docstring).
 
     Args:
@@ -128,10 +47,16 @@ class RunExecution:
         ctx: shared runner state.
         events: status event publisher of the run.
         stop: cancellation / deadline signal.
+        holder: this runner's hold on the run (its leases and fencing token).
     """
 
     def __init__(
-        self, run: PipelineRun, ctx: RunContext, events: RunEvents, stop: StopSignal
+        self,
+        run: PipelineRun,
+        ctx: RunContext,
+        events: RunEvents,
+        stop: StopSignal,
+        holder: Holder | None = None,
     ) -> None:
         self.run = run
         self.ctx = ctx
@@ -140,18 +65,29 @@ class RunExecution:
         self.workspace = Workspace(ctx.config.workspace_root, run.workflow_id)
         self.schedule = Schedule(run.pipeline, run.order)
         self.results: dict[str, StepResult] = {}
-        self.checkpoint: RunCheckpoint | None = None
+        self.attempts = StepAttempts(
+            run.workflow_id, ctx.store, holder or Holder(runner=""), stop, ctx.clock
+        )
         self.choice: BackendChoice | None = None
         self._retry: tuple[float, str] | None = None
+        self._failure: StepResult | None = None
+        """The first step failure the run does not retry: it decides the run."""
         self._open_until: dict[str, float | None] = {}
         """Per step refused by an open breaker: when that breaker half-opens."""
 
+    @property
+    def checkpoint(self) -> RunCheckpoint | None:
+        """The run's checkpoint as recorded so far."""
+        return self.attempts.checkpoint
+
     async def execute(self) -> Outcome:
-        """Run the pipeline; return its result or the retry to schedule."""
+        """Run the pipeline; return its result or the retry to schedule.
+
+        Raises:
+            LeaseLost: the run was fenced (another runner holds it now).
+        """
         run, ctx = self.run, self.ctx
-        previous = await ctx.store.checkpoint(run.workflow_id)
-        if previous is not None and previous.attempt != run.attempt:
-            previous = None
+        previous = await self.attempts.load(run.attempt)
         self.choice = await ctx.backends.choose(self._requested(run.pipeline.backend))
         log.info(
             "workflow %s: backend %s (%s)",
@@ -159,16 +95,18 @@ class RunExecution:
             self.choice.backend.name,
             self.choice.note,
         )
-        self.checkpoint = previous or RunCheckpoint(
+        self.attempts.checkpoint = previous or RunCheckpoint(
             workflow_id=run.workflow_id,
             attempt=run.attempt,
             started_at=ctx.clock.time(),
             backend=self.choice.backend.name,
         )
         if previous is None:
+            # The checkpoint is first written when a step starts or ends: a redelivery
+            # after a crash before that has nothing to resume and prepares afresh.
             await self.events.workflow("preparing")
-            # From here on a redelivery knows it resumes (and does not announce preparing).
-            await ctx.store.put_checkpoint(self.checkpoint)
+        else:
+            await self.attempts.recover()
         await self._resume(previous)
         await self.events.workflow("running")
         watchdog = asyncio.create_task(self._watch_deadline())
@@ -176,11 +114,10 @@ class RunExecution:
             await self._drive()
         finally:
             watchdog.cancel()
+            await self.attempts.abandon()
+        if self.attempts.fenced:
+            raise LeaseLost(self.attempts.fenced)
         return self._outcome()
-
-    def _requested(self, hint: str | None) -> str:
-        name = hint or "auto"
-        return self.ctx.config.backend if name == "auto" else name
 
     async def _resume(self, previous: RunCheckpoint | None) -> None:
         """Take back the steps a crashed delivery finished, restoring their outputs."""
@@ -209,16 +146,6 @@ class RunExecution:
                 execution=self.checkpoint_attempts(result.name),
             )
 
-    def checkpoint_attempts(self, name: str) -> int:
-        """Executions of step ``name`` started so far by this run."""
-        assert self.checkpoint is not None
-        return self.checkpoint.step_attempts.get(name, 0)
-
-    async def _restore(self, result: StepResult) -> None:
-        for ref in result.artifacts:
-            data = await self.ctx.store.download(ref)
-            self.workspace.restore_output(result.name, ref.name, data)
-
     async def _watch_deadline(self) -> None:
         deadline = self.run.deadline
         if deadline is None:
@@ -234,7 +161,9 @@ class RunExecution:
         try:
             while True:
                 # Once stopped, what has not run ends as the stop says, not as skipped.
-                for name in [] if self.stop.stopped else schedule.blocked():
+                # While a retry is planned, steps needing the failed step stay pending.
+                waiting = self.stop.stopped or (self._retry is not None and self._failure is None)
+                for name in [] if waiting else schedule.blocked():
                     await self._record(
                         StepResult(
                             name=name,
@@ -243,7 +172,7 @@ class RunExecution:
                             backend=self._backend_name(),
                         )
                     )
-                if not self.stop.stopped and self._retry is None:
+                if not self.stop.stopped and self._retry is None and self._failure is None:
                     for name in schedule.ready()[: max(0, limit - len(running))]:
                         schedule.start(name)
                         running[asyncio.create_task(self._step(name))] = name
@@ -258,9 +187,21 @@ class RunExecution:
                 task.cancel()
             if running:
                 await asyncio.wait(running, timeout=10.0)
+        await self._close_pending()
+
+    async def _close_pending(self) -> None:
+        """Record how the steps that never started end (none, when a retry runs them)."""
+        schedule = self.schedule
+        if self._retry is not None and self._failure is None and not self.stop.stopped:
+            return  # what has not run stays pending: the retry runs it
+        blocked = set(schedule.blocked())
         for name in schedule.pending():
-            state: StepOutcome = "cancelled" if self.stop.kind == "cancelled" else "skipped"
-            reason = self.stop.reason if self.stop.stopped else "retry scheduled"
+            state: StepOutcome = "skipped"
+            reason = f"step {self._failure.name} failed" if self._failure else self.stop.reason
+            if self._failure is not None and name in blocked:
+                reason = DEPENDENCY_FAILED
+            if self._failure is None and self.stop.kind == "cancelled":
+                state = "cancelled"
             await self._record(
                 StepResult(name=name, state=state, reason=reason, backend=self._backend_name()),
                 announce=True,
@@ -271,52 +212,67 @@ class RunExecution:
 
     async def _record(self, result: StepResult, *, announce: bool = False) -> None:
         """Keep a finished step's result, durably, before anything depends on it."""
-        assert self.checkpoint is not None
+        if self.attempts.fenced:
+            return  # another runner owns the run now: nothing of this one counts
         if announce or result.state == "skipped":
+            # A step that never started here: its outcome follows its last attempt.
             await self.events.step(
                 result.name,
                 result.state,
                 reason=result.reason,
                 error_class=result.error_class,
-                execution=self.checkpoint_attempts(result.name),
+                execution=self.checkpoint_attempts(result.name) + 1,
             )
         self.results[result.name] = result
         self.schedule.finish(result.name, result.state)
-        steps = [s for s in self.checkpoint.steps if s.name != result.name] + [result]
-        self.checkpoint = msgspec.structs.replace(self.checkpoint, steps=steps)
-        await self.ctx.store.put_checkpoint(self.checkpoint)
-        if result.state == "failed" and self._retry is None and not self.stop.stopped:
+        try:
+            await self.attempts.finish(result)
+        except LeaseLost:
+            return
+        stopped = self.stop.stopped
+        if self._failure is None and not stopped and is_failure(result, stopped=stopped):
             self._plan_retry(result)
 
     def _plan_retry(self, result: StepResult) -> None:
+        """Plan the retry of a failed step, or let the failure decide the run at once."""
+        delay = self._retry_delay(result)
+        if delay is None:
+            self._failure, self._retry = result, None
+            # The run is failed: steps still running are stopped, none starts.
+            self.stop.stop("cancelled", f"step {result.name} failed")
+        elif self._retry is None or delay > self._retry[0]:
+            self._retry = (delay, result.name)
+
+    def _retry_delay(self, result: StepResult) -> float | None:
         step = self.schedule.step(result.name)
         try:
-            policy = policy_named(step.retry) if step.retry else NO_RETRY
+            known = with_pipeline_policies(self.run.pipeline.retry_policies)
         except ConfigError as exc:
             log.warning("workflow %s: %s", self.run.workflow_id, exc)
-            return
+            known = POLICIES
+        try:
+            policy = policy_named(step.retry, known) if step.retry else NO_RETRY
+        except ConfigError as exc:
+            log.warning("workflow %s: %s", self.run.workflow_id, exc)
+            return None
         attempt = self.checkpoint_attempts(result.name)
         assert self.checkpoint is not None
         elapsed = self.ctx.clock.time() - self.checkpoint.started_at
         delay = policy.next_delay(attempt, result.error_class, elapsed=elapsed)
         open_until = self._open_until.get(result.name)
-        if delay is not None and result.reason == "circuit_open" and open_until is not None:
+        circuit_open = result.reason.startswith(CIRCUIT_OPEN)
+        if delay is not None and circuit_open and open_until is not None:
             # Waiting per policy: the next attempt is not before the breaker half-opens.
             delay = max(delay, open_until - self.ctx.clock.time())
             if policy.deadline is not None and elapsed + delay > policy.deadline:
                 delay = None
-        if delay is not None:
-            self._retry = (delay, result.name)
+        return delay
 
     def _outcome(self) -> Outcome:
         assert self.checkpoint is not None
         ordered = list(self.results.values())
-        state: RunOutcome
-        if self.stop.stopped:
-            state, reason = self.stop.kind or "cancelled", self.stop.reason
-            error_class: ErrorClass | None = "cancelled" if state == "cancelled" else "timeout"
-        else:
-            state, reason, error_class = run_outcome(ordered)
+        stop = (self.stop.kind or "cancelled", self.stop.reason) if self.stop.stopped else None
+        state, reason, error_class = decide(ordered, failure=self._failure, stop=stop)
         result = PipelineResult(
             workflow_id=self.run.workflow_id,
             state=state,
@@ -329,183 +285,6 @@ class RunExecution:
             error_class=error_class,
             attempt=self.run.attempt,
         )
-        if self._retry is not None and not self.stop.stopped:
+        if self._retry is not None and self._failure is None and not self.stop.stopped:
             return Outcome(result, retry_delay=self._retry[0], retry_step=self._retry[1])
         return Outcome(result)
-
-    # -- one step ------------------------------------------------------------------
-
-    async def _step(self, name: str) -> StepResult:
-        step = self.schedule.step(name)
-        choice = await self.ctx.backends.choose(
-            self._requested(step.backend or self.run.pipeline.backend)
-        )
-        backend = choice.backend
-        base = StepResult(name=name, state="failed", backend=backend.name)
-        try:
-            digests = self.workspace.stage_inputs(step, self.schedule.producers(name))
-        except WorkspaceError as exc:
-            return await self._finish(base, reason=str(exc), error_class="permanent")
-        key = cache_key(
-            backend=backend.name,
-            image=step.image,
-            run=step.run,
-            env=step.env,
-            inputs=digests,
-            outputs=step.outputs,
-        )
-        if step.cache:
-            hit = await self._from_cache(name, key)
-            if hit is not None:
-                return hit
-        keys = breaker_keys(backend.name, step.image)
-        if self.ctx.gate is not None:
-            for k in keys:
-                if not await self.ctx.gate.admit(k):
-                    self.ctx.count("steps_circuit_open")
-                    # A refused admission counts as an attempt, so a retry policy that
-                    # waits for the breaker (retries "unavailable") stays bounded.
-                    assert self.checkpoint is not None
-                    refused = dict(self.checkpoint.step_attempts)
-                    refused[name] = refused.get(name, 0) + 1
-                    self.checkpoint = msgspec.structs.replace(
-                        self.checkpoint, step_attempts=refused
-                    )
-                    retry_at = getattr(self.ctx.gate, "retry_at", None)
-                    self._open_until[name] = retry_at(k) if callable(retry_at) else None
-                    return await self._finish(
-                        base, reason="circuit_open", error_class="unavailable"
-                    )
-        assert self.checkpoint is not None
-        attempts = dict(self.checkpoint.step_attempts)
-        attempts[name] = attempts.get(name, 0) + 1
-        self.checkpoint = msgspec.structs.replace(self.checkpoint, step_attempts=attempts)
-        execution_no = attempts[name]
-        await self.events.step(name, "running", execution=execution_no)
-        local = backend.name == "local"
-        workdir = self.workspace.step_dir(name)
-        request = StepRequest(
-            workflow_id=self.run.workflow_id,
-            step=step,
-            argv=command_argv(step.run),
-            env=self._environment(name, str(workdir) if local else WORKDIR, local, step.env),
-            workdir=workdir,
-            timeout=step.timeout or self.ctx.config.default_step_timeout or None,
-        )
-        result = await self._execute(step, backend, request, base)
-        if self.ctx.reporter is not None and result.state != "cancelled":
-            for k in keys:
-                self.ctx.reporter.report(
-                    k,
-                    ok=result.state == "succeeded",
-                    duration_s=result.duration_s,
-                    error_class=result.error_class,
-                )
-        if result.state == "succeeded" and step.cache:
-            await self.ctx.cache.put(key, result)
-        return await self._finish(result, announce_only=True, execution=execution_no)
-
-    async def _from_cache(self, name: str, key: str) -> StepResult | None:
-        """Serve a step from the cache, outputs restored; ``None`` on a miss."""
-        cached = await self.ctx.cache.get(key)
-        if cached is None:
-            return None
-        try:
-            await self._restore(cached)
-        except LookupError:
-            return None
-        self.ctx.count("steps_cached")
-        hit = msgspec.structs.replace(cached, name=name, cache_hit=True)
-        await self.events.step(
-            name,
-            "succeeded",
-            exit_code=hit.exit_code,
-            duration_s=0.0,
-            cache_hit=True,
-            execution=self.checkpoint_attempts(name) + 1,
-        )
-        return hit
-
-    async def _execute(
-        self, step: StepSpec, backend: Backend, request: StepRequest, base: StepResult
-    ) -> StepResult:
-        """Run the step on its backend, then collect and upload its outputs."""
-        name = step.name
-
-        async def forward(event: LineEvent) -> None:
-            await self.events.progress(name, percent=event.percent, message=event.message)
-
-        self.ctx.count("steps_executed")
-        attributes = {
-            "troupe.workflow_id": self.run.workflow_id,
-            "troupe.step": name,
-            "troupe.backend": backend.name,
-        }
-        with telemetry.tracer().start_as_current_span(f"step {name}", attributes=attributes):
-            try:
-                execution = await backend.execute(request, self.stop, forward)
-            except BackendUnavailable as exc:
-                execution = StepExecution(
-                    state="failed", reason=str(exc), error_class="unavailable"
-                )
-        artifacts = []
-        if execution.state == "succeeded":
-            try:
-                for rel, path in self.workspace.collect_outputs(step, execution.produced_in):
-                    artifacts.append(await self.ctx.store.upload(rel, path))
-            except WorkspaceError as exc:
-                execution.state, execution.reason = "failed", str(exc)
-                execution.error_class = "permanent"
-        return msgspec.structs.replace(
-            base,
-            state=execution.state,
-            exit_code=execution.exit_code,
-            duration_s=round(execution.duration_s, 6),
-            stdout_tail=execution.stdout_tail,
-            stderr_tail=execution.stderr_tail,
-            artifacts=artifacts,
-            error_class=execution.error_class,
-            reason=execution.reason,
-        )
-
-    async def _finish(
-        self,
-        result: StepResult,
-        *,
-        reason: str = "",
-        error_class: ErrorClass | None = None,
-        announce_only: bool = False,
-        execution: int = 0,
-    ) -> StepResult:
-        if not announce_only:
-            result = msgspec.structs.replace(result, reason=reason, error_class=error_class)
-        await self.events.step(
-            result.name,
-            result.state,
-            exit_code=result.exit_code,
-            duration_s=result.duration_s,
-            reason=result.reason,
-            error_class=result.error_class,
-            execution=execution or self.checkpoint_attempts(result.name) + 1,
-        )
-        return result
-
-    def _environment(
-        self, step: str, workspace: str, local: bool, own: dict[str, str]
-    ) -> dict[str, str]:
-        env = {
-            "TROUPE_WORKFLOW_ID": self.run.workflow_id,
-            "TROUPE_STEP": step,
-            "TROUPE_ATTEMPT": str(self.run.attempt),
-            "TROUPE_WORKSPACE": workspace,
-        }
-        if local:
-            # Only what a step needs to find programs: the runner's own secrets stay out.
-            env |= {
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "HOME": workspace,
-                "TMPDIR": workspace,
-                "LANG": "C.UTF-8",
-                "PYTHONUNBUFFERED": "1",
-            }
-        return env | own

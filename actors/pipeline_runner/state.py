@@ -1,4 +1,4 @@
-"""Pure logic of a pipeline run: step scheduling, outcome, step-output lines, cache keys.
+"""Pure logic of a pipeline run: step scheduling, step-output lines, cache keys.
 
 Nothing here does I/O, so every rule is property-tested in isolation.
 """
@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocols.errors import ErrorClass
-from protocols.pipelines import PipelineSpec, RunOutcome, StepOutcome, StepResult, StepSpec
+from protocols.pipelines import PipelineSpec, StepOutcome, StepSpec
 
 __all__ = [
     "DEPENDENCY_FAILED",
@@ -24,7 +23,6 @@ __all__ = [
     "cache_key",
     "command_argv",
     "parse_line",
-    "run_outcome",
 ]
 
 DEPENDENCY_FAILED = "dependency_failed"
@@ -133,23 +131,6 @@ def cache_key(
         ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def run_outcome(results: Iterable[StepResult]) -> tuple[RunOutcome, str, ErrorClass | None]:
-    """Return a run's overall outcome, reason and error class from its step results.
-
-    Cancellation wins over a timeout, a timeout over a failure, a failure over
-    a skipped step; a run whose steps all succeeded succeeded.
-    """
-    collected = list(results)
-    states: tuple[StepOutcome, ...] = ("cancelled", "timed_out", "failed", "skipped")
-    for state in states:
-        for result in collected:
-            if result.state == state:
-                reason = result.reason or f"step {result.name} {state.replace('_', ' ')}"
-                overall: RunOutcome = "failed" if state == "skipped" else state
-                return overall, reason, result.error_class
-    return "succeeded", "", None
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ it (transitively) needs, so steps cannot read each other's scratch files.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
@@ -124,10 +125,13 @@ class Workspace:
         Raises:
             WorkspaceError: a declared output does not exist.
         """
-        source_root = produced_in or self.step_dir(step.name)
         out_root = self.outputs_dir(step.name)
         if out_root.exists():
             shutil.rmtree(out_root)
+        if not step.outputs:
+            # Nothing to keep: no directory to make now and to remove with the workspace.
+            return []
+        source_root = produced_in or self.step_dir(step.name)
         out_root.mkdir(parents=True)
         files: list[tuple[str, Path]] = []
         for raw in step.outputs:
@@ -145,16 +149,18 @@ class Workspace:
                 files.append((str(rel), dest))
         return files
 
-    def restore_output(self, step: str, name: str, data: bytes) -> Path:
-        """Write one output file of ``step`` (from the cache or a checkpoint) back to disk."""
-        dest = self.outputs_dir(step) / safe_relative(name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-        return dest
-
     def remove(self) -> None:
         """Delete the whole workspace."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+    async def remove_off_loop(self) -> None:
+        """Delete the whole workspace in a worker thread.
+
+        Removing directories can block for milliseconds each (a journalling
+        file system waits for its metadata), which would stall every other
+        message of the runner; the event loop waits for it without blocking.
+        """
+        await asyncio.to_thread(self.remove)
 
 
 def _files(root: Path) -> Iterator[Path]:

@@ -27,11 +27,14 @@ from actors.runtime.handlers import (
     ListenerSpec,
     MessageContext,
     RequestContext,
+    WatchSpec,
     consumer,
     endpoint,
     listener,
 )
+from actors.runtime.kv import TypedBucket
 from actors.runtime.topology import BucketSpec, ObjectStoreSpec, StreamSpec
+from actors.runtime.watch import BucketWatch, Entry
 
 __all__ = [
     "DEAD_LETTERS",
@@ -39,6 +42,7 @@ __all__ = [
     "Actor",
     "BadRequest",
     "BucketSpec",
+    "BucketWatch",
     "Bus",
     "Clock",
     "Codec",
@@ -49,6 +53,7 @@ __all__ = [
     "ConsumerSpec",
     "DeadLetter",
     "EndpointSpec",
+    "Entry",
     "ListenerSpec",
     "MessageContext",
     "NotFound",
@@ -61,7 +66,9 @@ __all__ = [
     "StreamSpec",
     "SystemClock",
     "TroupeError",
+    "TypedBucket",
     "Unavailable",
+    "WatchSpec",
     "consumer",
     "endpoint",
     "listener",

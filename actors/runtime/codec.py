@@ -3,7 +3,9 @@
 MessagePack is the default between actors. A message whose headers say
 ``Content-Type: application/json`` is decoded as JSON and its answer is
 encoded as JSON, so the stock ``nats`` CLI and clients in any language can
-take part. Decoders are built once per type and cached.
+take part. Everything troupe publishes says what it is in a ``Content-Type``
+header (``application/msgpack`` included); a message without the header is
+read as MessagePack. Decoders are built once per type and cached.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import msgspec
 from actors.runtime.errors import BadRequest
 from protocols import headers as h
 
-__all__ = ["Codec", "Encoding", "encode", "encoding_of", "headers_for"]
+__all__ = ["Codec", "Encoding", "encode", "encoding_of", "headers_for", "stored_encoding"]
 
 T = TypeVar("T")
 
@@ -37,6 +39,19 @@ def encoding_of(headers: Mapping[str, str] | None) -> Encoding:
     return h.MSGPACK
 
 
+def stored_encoding(data: bytes, headers: Mapping[str, str] | None = None) -> Encoding:
+    """Return the encoding of a stored value (a KV entry or stream message).
+
+    The ``Content-Type`` header decides when present. Otherwise a value whose
+    first byte is ``{`` is JSON: in MessagePack that byte is the integer 123,
+    never the start of a map, so a JSON object written by a client that sets no
+    header is still read as JSON.
+    """
+    if headers and h.CONTENT_TYPE in headers:
+        return encoding_of(headers)
+    return h.JSON if data[:1] == b"{" else h.MSGPACK
+
+
 def encode(message: Any, encoding: Encoding = h.MSGPACK) -> bytes:
     """Encode ``message`` (a Struct or plain data) in ``encoding``."""
     if encoding == h.JSON:
@@ -45,8 +60,12 @@ def encode(message: Any, encoding: Encoding = h.MSGPACK) -> bytes:
 
 
 def headers_for(encoding: Encoding) -> dict[str, str]:
-    """Return the headers announcing ``encoding`` (none for the MessagePack default)."""
-    return {h.CONTENT_TYPE: h.JSON} if encoding == h.JSON else {}
+    """Return a new header dict announcing ``encoding`` in ``Content-Type``.
+
+    MessagePack is announced too, so a reader never has to guess what a
+    message, a stored value or a reply is.
+    """
+    return {h.CONTENT_TYPE: h.JSON if encoding == h.JSON else h.MSGPACK}
 
 
 class Codec(Generic[T]):

@@ -5,13 +5,17 @@ Hierarchy::
     TroupeError
     ├── ConfigError            bad configuration value (names the field)
     ├── ServerError            embedded nats-server failed to start or stop
+    │   └── TopologyMissing    a stream, bucket or consumer an actor binds to is missing
     ├── ConnectError           NATS unreachable after the configured attempts
+    │   └── LoginRefused       NATS answered but refused the credentials
     ├── RequestError           answered to a requester as an ErrorReply
     │   ├── BadRequest         code=bad_request (also raised on decode failures)
     │   ├── NotFound           code=not_found
     │   ├── Conflict           code=conflict
     │   ├── Rejected           code=rejected
-    │   └── Unavailable        code=unavailable (retryable)
+    │   ├── Forbidden          code=forbidden (also: NATS refused the publish)
+    │   ├── Unavailable        code=unavailable (retryable)
+    │   └── ArtifactCorrupt    stored artifact content is not its reference's (code=internal)
     └── HandlerSignal          control flow from a stream handler to the runtime
         ├── RetryLater         nak with a chosen delay, not counted as a failure
         └── DeadLetter         terminate and copy to the dead-letter subject
@@ -28,17 +32,21 @@ from __future__ import annotations
 from protocols.errors import ErrorCode, ErrorReply
 
 __all__ = [
+    "ArtifactCorrupt",
     "BadRequest",
     "ConfigError",
     "Conflict",
     "ConnectError",
     "DeadLetter",
+    "Forbidden",
     "HandlerSignal",
+    "LoginRefused",
     "NotFound",
     "Rejected",
     "RequestError",
     "RetryLater",
     "ServerError",
+    "TopologyMissing",
     "TroupeError",
     "Unavailable",
 ]
@@ -61,8 +69,19 @@ class ServerError(TroupeError):
     """The embedded nats-server could not be started or stopped."""
 
 
+class TopologyMissing(ServerError):
+    """A stream, bucket, object store or consumer an actor binds to does not exist.
+
+    Only ``troupe up`` / ``troupe init`` (as ``admin``) create the topology.
+    """
+
+
 class ConnectError(TroupeError):
     """NATS could not be reached."""
+
+
+class LoginRefused(ConnectError):
+    """NATS answered but refused the credentials."""
 
 
 class RequestError(TroupeError):
@@ -124,6 +143,13 @@ class Rejected(RequestError):
     code: ErrorCode = "rejected"
 
 
+class Forbidden(RequestError):
+    """The caller may not do this: a token without the scope, or a NATS login
+    the server refuses to let publish on the subject."""
+
+    code: ErrorCode = "forbidden"
+
+
 class Unavailable(RequestError):
     """A dependency is unavailable; trying again later may work."""
 
@@ -131,11 +157,22 @@ class Unavailable(RequestError):
     retryable = True
 
 
+class ArtifactCorrupt(RequestError):
+    """Stored artifact content does not match its reference (size or sha256 digest).
+
+    A :class:`RequestError` of code ``internal``: whoever asked for the artifact
+    gets an error answer naming it, never the bad bytes.
+    """
+
+    code: ErrorCode = "internal"
+
+
 _BY_CODE: dict[str, type[RequestError]] = {
     "bad_request": BadRequest,
     "not_found": NotFound,
     "conflict": Conflict,
     "rejected": Rejected,
+    "forbidden": Forbidden,
     "unavailable": Unavailable,
 }
 

@@ -24,11 +24,13 @@ from nats.micro.service import (
     ServiceStats,
 )
 
-from actors.runtime.dispatch import ConsumerRuntime, EndpointRuntime, ListenerRuntime
+from actors.runtime.consumer import ConsumerRuntime
+from actors.runtime.subscriptions import EndpointRuntime, ListenerRuntime
+from actors.runtime.watch import WatchRuntime
 
 __all__ = ["ActorService"]
 
-Runtime = EndpointRuntime | ConsumerRuntime | ListenerRuntime
+Runtime = EndpointRuntime | ConsumerRuntime | ListenerRuntime | WatchRuntime
 
 
 def _describe(runtime: Runtime) -> tuple[str, str, str, dict[str, str]]:
@@ -40,6 +42,9 @@ def _describe(runtime: Runtime) -> tuple[str, str, str, dict[str, str]]:
         c = runtime.spec
         meta = {"kind": "stream", "stream": c.stream.name, "durable": c.durable}
         return c.durable, runtime.subject, c.durable, meta
+    if isinstance(runtime, WatchRuntime):
+        w = runtime.spec
+        return w.name, w.subject, "", {"kind": "watch", "bucket": w.bucket.name}
     subject = runtime.spec.subject
     name = subject.replace(".", "-").replace("*", "any").replace(">", "all")
     return name, subject, runtime.spec.queue_group or "", {"kind": "event"}
@@ -53,7 +58,8 @@ class ActorService(Service):
         config: micro service identity.
         runtimes: the actor's handler runtimes.
         extra_stats: returns actor-specific data (cache hits, breaker metrics)
-            keyed by endpoint name; shown as that endpoint's ``data``.
+            keyed by endpoint name; shown as that endpoint's ``data`` (an
+            empty object when there is none, as the micro schema requires).
     """
 
     def __init__(
@@ -64,7 +70,8 @@ class ActorService(Service):
         extra_stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(nc, config)
-        self._runtimes = list(runtimes)
+        # Not copied: handlers the actor adds while running appear at once.
+        self._runtimes = runtimes
         self._extra_stats = extra_stats
 
     def info(self) -> ServiceInfo:
@@ -79,7 +86,7 @@ class ActorService(Service):
             id=self.id,
             name=self._name,
             version=self._version,
-            description=self._description,
+            description=self._description or "",  # a string, per the micro schema
             metadata=self._metadata,
             endpoints=endpoints,
         )
@@ -105,7 +112,8 @@ class ActorService(Service):
                     processing_time=counters.processing_time_ns,
                     average_processing_time=counters.average_ns,
                     last_error=counters.last_error or None,
-                    data=data or None,
+                    # The micro schema wants an object here, never null.
+                    data=data,
                 )
             )
         started: datetime = self._started

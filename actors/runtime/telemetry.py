@@ -2,7 +2,10 @@
 
 Every publish injects the W3C trace context into the NATS headers; every
 handler continues it with a ``SERVER`` (request/reply) or ``CONSUMER``
-(stream) span carrying the messaging semantic-convention attributes. Set-up
+(stream) span carrying the messaging semantic-convention attributes. Span
+names stay low in cardinality, as the conventions ask: a subject that carries an
+id is named by its template (``process troupe.status.events.{workflow}``) and
+the id goes in an attribute (``troupe.workflow.id``). Set-up
 reads only the standard variables: with no exporter configured the global
 no-op tracer stays in place, which still forwards an incoming trace context
 unchanged, so a workflow keeps one trace id across processes at almost no cost.
@@ -32,8 +35,10 @@ __all__ = [
     "Operation",
     "configure_tracing",
     "current_trace_id",
+    "destination_template",
     "ensure_trace_ids",
     "inject_context",
+    "internal_span",
     "process_span",
     "publish_span",
     "recording",
@@ -167,6 +172,18 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+def internal_span(name: str, attributes: Mapping[str, str]) -> AbstractContextManager[Span]:
+    """Open an ``INTERNAL`` span around local work (a step run), made current.
+
+    Without an SDK provider nothing is made or attached: the no-op tracer would
+    only allocate a proxy, a context and a token to hand back the span already
+    current, so the trace in progress carries on unchanged either way.
+    """
+    if not recording():
+        return _NO_SPAN
+    return tracer().start_as_current_span(name, attributes=attributes)
+
+
 def inject_context(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
     """Write the current trace context into ``headers`` and return them."""
     propagate.inject(headers)
@@ -179,6 +196,49 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
+_ID_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("troupe.status.events.", "workflow"),
+    ("troupe.status.updates.", "workflow"),
+    ("troupe.agents.results.", "workflow"),
+    ("troupe.agents.inbox.", "agent"),
+)
+"""Subject prefixes whose remainder is an id, and the id's placeholder name."""
+
+_ID_ATTRIBUTES = {"workflow": "troupe.workflow.id", "agent": "troupe.agent.id"}
+"""Span attribute that carries the id behind each placeholder."""
+
+
+def destination_template(subject: str) -> tuple[str, str | None, str | None]:
+    """Return the low-cardinality template of ``subject``, the id it carries and its kind.
+
+    ``troupe.status.events.wf-1`` gives ``("troupe.status.events.{workflow}",
+    "wf-1", "workflow")``; KV subjects keep the bucket and template the key,
+    inboxes and micro service instance ids are templated too; any other
+    subject is its own template (``None`` id).
+
+    Args:
+        subject: a concrete NATS subject.
+
+    Returns:
+        ``(template, id, placeholder)``.
+    """
+    for prefix, placeholder in _ID_PREFIXES:
+        if subject.startswith(prefix) and len(subject) > len(prefix):
+            return f"{prefix}{{{placeholder}}}", subject[len(prefix) :], placeholder
+    tokens = subject.split(".")
+    if tokens[0] == "$KV" and len(tokens) > 2:
+        return f"$KV.{tokens[1]}.{{key}}", ".".join(tokens[2:]), "key"
+    if tokens[0].startswith("_INBOX") and len(tokens) > 1:
+        return f"{tokens[0]}.{{inbox}}", ".".join(tokens[1:]), "inbox"
+    if tokens[0] == "$SRV" and len(tokens) > 3:
+        return f"$SRV.{tokens[1]}.{tokens[2]}.{{id}}", tokens[3], "id"
+    return subject, None, None
+
+
+def _span_name(operation: Operation, subject: str) -> str:
+    return f"{operation} {destination_template(subject)[0]}"
+
+
 def _attributes(subject: str, operation: Operation, actor: str | None) -> dict[str, str]:
     attrs = {
         "messaging.system": MESSAGING_SYSTEM,
@@ -186,6 +246,11 @@ def _attributes(subject: str, operation: Operation, actor: str | None) -> dict[s
         "messaging.operation.type": operation,
         "messaging.operation.name": operation,
     }
+    template, ident, placeholder = destination_template(subject)
+    if ident is not None and placeholder is not None:
+        attrs["messaging.destination.template"] = template
+        if placeholder in _ID_ATTRIBUTES:
+            attrs[_ID_ATTRIBUTES[placeholder]] = ident
     if actor:
         attrs["troupe.actor"] = actor
     return attrs
@@ -205,6 +270,8 @@ def publish_span(
     injected as it is, and with none the call costs next to nothing.
     """
     if not recording():
+        if not otel_context.get_current():
+            return _NO_SPAN  # nothing attached: no trace to carry on (the common case)
         current = trace.get_current_span()
         if not current.get_span_context().is_valid:
             return _NO_SPAN
@@ -219,7 +286,7 @@ def _recorded_publish_span(
 ) -> Iterator[Span]:
     kind = SpanKind.PRODUCER if operation == "publish" else SpanKind.CLIENT
     with tracer().start_as_current_span(
-        f"{operation} {subject}", kind=kind, attributes=_attributes(subject, operation, None)
+        _span_name(operation, subject), kind=kind, attributes=_attributes(subject, operation, None)
     ) as span:
         propagate.inject(headers)
         yield span
@@ -264,7 +331,7 @@ def _recorded_process_span(
 ) -> Iterator[Span]:
     parent = propagate.extract(headers) if headers else None
     with tracer().start_as_current_span(
-        name or f"process {subject}",
+        name or _span_name("process", subject),
         context=parent,
         kind=SpanKind.SERVER if kind == "server" else SpanKind.CONSUMER,
         attributes=_attributes(subject, "process", actor),

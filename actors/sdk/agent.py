@@ -1,13 +1,16 @@
 """The agent SDK: a process (or part of one) that joins the troupe and takes work.
 
-An :class:`Agent` says what it can do (``capabilities``), heartbeats its
-:class:`~protocols.agents.AgentInfo` into the agents bucket every interval
-with a per-key TTL of a few intervals, and takes messages from a durable
-consumer on its inbox subject, so a message sent while it is briefly away
-waits for it. Work arrives as ``task`` envelopes (handled by :meth:`Agent.task`
-handlers or an overridden :meth:`Agent.handle_task`); other kinds go to
-:meth:`Agent.on` handlers. On shutdown it finishes in-flight work, then
-deletes its key: a clean deregistration::
+An :class:`Agent` is an :class:`~actors.runtime.actor.Actor`: it has the
+actor's lifecycle, answers ``$SRV.PING|INFO|STATS`` (service ``agent``, its id
+in the metadata) and is covered by the shared behaviour suites. It says what
+it can do (``capabilities``), heartbeats its :class:`~protocols.agents.AgentInfo`
+into the agents bucket every interval (a background task on the injected
+clock) with a per-key TTL of a few intervals, and takes messages from a
+durable consumer on its inbox subject, so a message sent while it is briefly
+away waits for it. Work arrives as ``task`` envelopes (handled by
+:meth:`Agent.task` handlers or an overridden :meth:`Agent.handle_task`); other
+kinds go to :meth:`Agent.on` handlers. On shutdown it finishes in-flight work,
+then deletes its key: a clean deregistration::
 
     agent = Agent("stats-1", capabilities=["text.stats@1.2"])
 
@@ -15,7 +18,11 @@ deletes its key: a clean deregistration::
     async def stats(task: Task) -> dict[str, object]:
         return {"words": len(task.params["text"].split())}
 
-    await agent.serve(ConnectionConfig(url="nats://127.0.0.1:4222"))
+    await agent.serve()  # TROUPE_NATS_URL/USER/PASSWORD/TOKEN/CREDS, or pass a ConnectionConfig
+
+A command-line agent takes ``--nats-url/--user/--password/--token/--creds`` with
+:func:`~actors.runtime.config.add_connection_arguments` and builds its settings
+with :meth:`ConnectionConfig.from_args <actors.runtime.config.ConnectionConfig.from_args>`.
 """
 
 from __future__ import annotations
@@ -24,38 +31,34 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import nats.errors
-from nats.js.kv import KeyValue
 
-from actors.agent_registry.janitor import inbox_durable
-from actors.agent_registry.state import capability_list
-from actors.agent_registry.store import heartbeat_subject
-from actors.runtime.actor import DEAD_LETTERS
+from actors.agent_registry.client import capability_list
+from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
-from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.codec import Codec, encode, encoding_of
+from actors.runtime.codec import Codec
 from actors.runtime.config import ConnectionConfig
-from actors.runtime.dispatch import ConsumerRuntime
-from actors.runtime.errors import ConfigError, DeadLetter, Rejected, RequestError, Unavailable
+from actors.runtime.consumer import ConsumerRuntime
+from actors.runtime.errors import ConfigError, DeadLetter, Rejected
 from actors.runtime.handlers import ConsumerSpec, MessageContext
+from actors.runtime.kv import TypedBucket
 from actors.sdk.messages import Incoming, MessageHandler, Task, TaskHandler
+from actors.sdk.peers import Peers
+from actors.sdk.replies import answer, is_durable_reply, task_result
 from actors.topology import AGENT_INBOX, AGENT_RESULTS, AGENTS
 from protocols.agents import (
-    FIND_SUBJECT,
-    RESULTS_SUBJECTS,
     AgentEnvelope,
     AgentInfo,
-    AgentList,
-    AgentView,
     Capability,
-    FindAgents,
-    TaskResult,
+    heartbeat_key,
+    inbox_durable,
     inbox_subject,
 )
 from protocols.base import Message
@@ -66,10 +69,10 @@ log = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=Callable[..., Any])
 
-_RESULTS_PREFIX = RESULTS_SUBJECTS.rstrip(">")
+_ENVELOPE: Codec[AgentEnvelope] = Codec.of(AgentEnvelope)
 
 
-class Agent:
+class Agent(Actor, Peers):
     """An agent of the troupe.
 
     Subclasses may set :attr:`capabilities` and override :meth:`handle_task` /
@@ -78,11 +81,12 @@ class Agent:
     Args:
         agent_id: unique, stable id (letters, digits, ``_``, ``-``); keep it across
             restarts so messages that waited in the inbox reach the agent.
-            Defaults to ``<name>-<random>``.
+            Defaults to ``$TROUPE_AGENT_ID`` (set by ``troupe creds agent NAME``
+            for an agent issued with ``troupe agents add``), else ``<name>-<random>``.
         capabilities: ``"name"`` or ``"name@version"`` strings, or Capabilities.
-        name: human-readable name.
+        name: human-readable name, in the heartbeat (default: the class name).
         capacity: tasks handled at once.
-        version: agent software version.
+        version: agent software version, in the heartbeat.
         labels: free-form labels matched by ``find``.
         interval: seconds between heartbeats.
         ttl_multiple: the heartbeat key lives this many intervals (at least 1 s,
@@ -93,12 +97,16 @@ class Agent:
         inbox_poll: seconds one inbox pull waits server-side (a message arriving meanwhile
             is delivered at once); longer means fewer idle requests when one process
             hosts many agents, and a slower shutdown.
-        clock: time source.
+        clock: time source (heartbeats, timestamps, retention, request time-outs).
 
     Raises:
         ConfigError: an argument is out of range.
     """
 
+    name: ClassVar[str] = "agent"
+    description: ClassVar[str] = "A troupe agent: capabilities, heartbeats, a durable inbox"
+    streams = (AGENT_INBOX, AGENT_RESULTS)
+    buckets = (AGENTS,)
     capabilities: ClassVar[tuple[str | Capability, ...]] = ()
     """Default capabilities of a subclass."""
 
@@ -118,8 +126,12 @@ class Agent:
         inbox_poll: float = 1.0,
         clock: Clock = system_clock,
     ) -> None:
-        self.name = name or type(self).__name__.lower()
-        self.agent_id = agent_id or f"{self.name}-{uuid.uuid4().hex[:8]}"
+        super().__init__(clock=clock)
+        self.agent_name = name or type(self).__name__.lower()
+        """Human-readable name (``name`` in the heartbeat)."""
+        # An agent issued with 'troupe agents add NAME' may heartbeat as NAME only.
+        issued = os.environ.get("TROUPE_AGENT_ID")
+        self.agent_id = agent_id or issued or f"{self.agent_name}-{uuid.uuid4().hex[:8]}"
         if not self.agent_id.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("agent_id", f"{self.agent_id!r}: letters, digits, '-', '_' only")
         try:
@@ -138,24 +150,31 @@ class Agent:
             raise ConfigError("inbox_retention", "must be positive")
         if inbox_poll <= 0:
             raise ConfigError("inbox_poll", "must be positive")
-        self.inbox_poll = inbox_poll
         self.capacity = capacity
-        self.version = version
+        self.agent_version = version
+        """Agent software version (``version`` in the heartbeat)."""
         self.labels = dict(labels or {})
         self.interval = interval
         self.ttl = max(1, math.ceil(interval * ttl_multiple))
         self.inbox_retention = inbox_retention
-        self.ack_wait = ack_wait
-        self.clock = clock
+        self.inbox_poll = inbox_poll
         self.inbox = inbox_subject(self.agent_id)
+        self.inbox_spec = ConsumerSpec(
+            stream=AGENT_INBOX,
+            durable=inbox_durable(self.agent_id),
+            filter_subject=self.inbox,
+            concurrency=capacity,
+            ack_wait=ack_wait,
+            max_deliver=5,
+        )
+        """The inbox's durable consumer."""
+        self.ack_wait = self.inbox_spec.ack_wait
         self.handled = 0
         self._task_handlers: dict[str | None, TaskHandler] = {}
         self._message_handlers: dict[str, MessageHandler] = {}
         self._load = 0
         self._started_at = 0.0
-        self._bus: Bus | None = None
-        self._kv: KeyValue | None = None
-        self._consumer: ConsumerRuntime | None = None
+        self._heartbeats: TypedBucket[AgentInfo] | None = None
         self._beat: asyncio.Task[None] | None = None
 
     # -- handlers ----------------------------------------------------------------------
@@ -204,17 +223,6 @@ class Agent:
     # -- state -------------------------------------------------------------------------
 
     @property
-    def bus(self) -> Bus:
-        """The bus while running.
-
-        Raises:
-            RuntimeError: the agent is not running.
-        """
-        if self._bus is None:
-            raise RuntimeError(f"agent {self.agent_id} is not running")
-        return self._bus
-
-    @property
     def load(self) -> int:
         """Messages being handled now."""
         return self._load
@@ -223,93 +231,110 @@ class Agent:
         """The heartbeat this agent writes now."""
         return AgentInfo(
             agent_id=self.agent_id,
-            name=self.name,
+            name=self.agent_name,
             capabilities=self.capability_list,
             inbox=self.inbox,
             started_at=self._started_at,
             heartbeat_at=self.clock.time(),
             load=min(self._load, self.capacity),
             capacity=self.capacity,
-            version=self.version,
+            version=self.agent_version,
             labels=self.labels,
             interval_s=self.interval,
             ttl_s=float(self.ttl),
         )
 
+    def service_metadata(self) -> dict[str, str]:
+        """The agent's id, name and version in ``$SRV.INFO``."""
+        return {
+            "agent_id": self.agent_id,
+            "agent_name": self.agent_name,
+            "agent_version": self.agent_version,
+        }
+
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, bus: Bus) -> None:
-        """Join: take messages from the inbox, write the first heartbeat, keep beating."""
-        self._bus = bus
+    async def on_start(self) -> None:
+        """Join: take messages from the inbox, write the first heartbeat, keep beating.
+
+        A message that arrives before the inbox consumer starts waits in the
+        inbox stream.
+        """
         self._started_at = self.clock.time()
-        for stream in (AGENT_INBOX, AGENT_RESULTS, DEAD_LETTERS):
-            await bus.ensure_stream(stream)
-        self._kv = await bus.key_value(AGENTS)
-        self._consumer = ConsumerRuntime(
-            bus.js,
-            ConsumerSpec(
-                stream=AGENT_INBOX,
-                durable=inbox_durable(self.agent_id),
-                filter_subject=self.inbox,
-                concurrency=self.capacity,
-                ack_wait=self.ack_wait,
-                max_deliver=5,
-            ),
-            self._on_envelope,
-            AgentEnvelope,
-            actor=f"agent:{self.agent_id}",
-            on_failure=self._on_failure,
-        )
-        self._consumer.fetch_timeout = self.inbox_poll
-        await self._consumer.start()
+        self._heartbeats = await TypedBucket.bind(self.bus, AGENTS, AgentInfo)
+        await self.add_consumer(self.inbox_spec, self._on_envelope, message_type=AgentEnvelope)
         await self.heartbeat()
-        self._beat = asyncio.create_task(self._beat_loop(), name=f"heartbeat-{self.agent_id}")
+        self._beat = self.spawn(self._beat_loop(), name=f"heartbeat-{self.agent_id}")
+
+    async def start(self, bus: Bus) -> None:
+        """Start as an actor (see :meth:`Actor.start`); the inbox polls every ``inbox_poll``."""
+        await super().start(bus)
+        for runtime in self.handlers:
+            if isinstance(runtime, ConsumerRuntime) and runtime.spec is self.inbox_spec:
+                runtime.fetch_timeout = self.inbox_poll
         log.info(
             "agent %s joined with %s",
             self.agent_id,
             ", ".join(f"{c.name}@{c.version}" for c in self.capability_list),
         )
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Leave cleanly: finish in-flight work within ``grace``, then delete the heartbeat."""
+    async def on_stop(self) -> None:
+        """Leave cleanly: in-flight work is done and the heartbeats stopped; delete the key."""
+        bucket, self._heartbeats = self._heartbeats, None
+        self._beat = None
+        if bucket is None:
+            return
         try:
-            if self._consumer is not None:
-                await self._consumer.stop(grace)
-        finally:
-            # Whatever happened to the inbox, the agent stops announcing itself.
-            self._consumer = None
-            await cancel_and_wait(self._beat)
-            self._beat = None
-        if self._kv is not None:
-            try:
-                await self._kv.delete(self.agent_id)
-            except (nats.errors.Error, OSError) as exc:
-                log.warning(
-                    "agent %s: deregistration failed (%s); its key will expire", self.agent_id, exc
-                )
-            self._kv = None
-        self._bus = None
+            await bucket.delete(heartbeat_key(self.agent_id))
+        except (nats.errors.Error, OSError) as exc:
+            log.warning(
+                "agent %s: deregistration failed (%s); its key will expire", self.agent_id, exc
+            )
         log.info("agent %s left", self.agent_id)
 
-    @contextlib.asynccontextmanager
-    async def running(self, bus: Bus) -> AsyncIterator[Agent]:
-        """Run the agent on ``bus`` for the duration of an ``async with`` block."""
-        await self.start(bus)
+    async def stop(self, grace: float | None = None) -> None:
+        """Leave cleanly: finish in-flight work within ``grace`` seconds (default
+        :attr:`grace`), then delete the heartbeat (see :meth:`Actor.stop`)."""
+        saved = self.grace
+        if grace is not None:
+            self.grace = grace
         try:
-            yield self
+            await super().stop()
         finally:
-            await self.stop()
+            self.grace = saved
 
-    async def serve(self, config: ConnectionConfig, *, stop: asyncio.Event | None = None) -> None:
-        """Connect and run until ``stop`` is set or SIGTERM/SIGINT arrives."""
-        await Agent.serve_many([self], config, stop=stop)
+    async def serve(
+        self,
+        config: ConnectionConfig | None = None,
+        *,
+        stop: asyncio.Event | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        """Connect and run until ``stop`` is set or SIGTERM/SIGINT arrives.
+
+        Args:
+            config: where and how to connect; by default the ``TROUPE_NATS_*`` variables
+                (:meth:`ConnectionConfig.from_env`).
+            stop: set it to leave.
+            handle_signals: stop on SIGTERM/SIGINT.
+        """
+        await super().serve(
+            config or ConnectionConfig.from_env(), stop=stop, handle_signals=handle_signals
+        )
 
     @staticmethod
     async def serve_many(
-        agents: Iterable[Agent], config: ConnectionConfig, *, stop: asyncio.Event | None = None
+        agents: Iterable[Agent],
+        config: ConnectionConfig | None = None,
+        *,
+        stop: asyncio.Event | None = None,
     ) -> None:
-        """Run several agents on one connection until ``stop`` or SIGTERM/SIGINT."""
+        """Run several agents on one connection until ``stop`` or SIGTERM/SIGINT.
+
+        ``config`` defaults to the ``TROUPE_NATS_*`` variables, as in :meth:`serve`.
+        """
         group = list(agents)
+        config = config or ConnectionConfig.from_env()
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -325,10 +350,14 @@ class Agent:
                 loop.remove_signal_handler(sig)
 
     async def heartbeat(self) -> None:
-        """Write the heartbeat now (with the key's TTL)."""
-        await self.bus.js.publish(
-            heartbeat_subject(self.agent_id), encode(self.info()), msg_ttl=self.ttl
-        )
+        """Write the heartbeat now (with the key's TTL).
+
+        Raises:
+            RuntimeError: the agent is not running.
+        """
+        if self._heartbeats is None:
+            raise RuntimeError(f"agent {self.agent_id} is not running")
+        await self._heartbeats.put(heartbeat_key(self.agent_id), self.info(), ttl=self.ttl)
 
     async def _beat_loop(self) -> None:
         while True:
@@ -337,115 +366,6 @@ class Agent:
                 await self.heartbeat()
             except (nats.errors.Error, OSError) as exc:
                 log.warning("agent %s: heartbeat failed: %s", self.agent_id, exc)
-
-    # -- talking to other agents -------------------------------------------------------
-
-    async def send(
-        self,
-        agent_id: str,
-        body: Mapping[str, Any],
-        *,
-        kind: str = "message",
-        message_id: str | None = None,
-        workflow_id: str | None = None,
-    ) -> str:
-        """Put a message in ``agent_id``'s inbox (it waits there if the agent is away).
-
-        Returns:
-            The message id (also the de-duplication id: a re-send is dropped).
-        """
-        envelope = AgentEnvelope(
-            message_id=message_id or uuid.uuid4().hex,
-            sender=self.agent_id,
-            kind=kind,
-            body=dict(body),
-            workflow_id=workflow_id,
-        )
-        await self.bus.send(inbox_subject(agent_id), envelope, msg_id=envelope.message_id)
-        return envelope.message_id
-
-    async def request(
-        self,
-        agent_id: str,
-        body: Mapping[str, Any],
-        *,
-        kind: str = "request",
-        timeout: float = 10.0,
-    ) -> dict[str, Any]:
-        """Send a message to ``agent_id`` and wait for its handler's answer.
-
-        Raises:
-            Unavailable: no answer within ``timeout`` seconds.
-            RequestError: the other agent's handler failed.
-        """
-        bus = self.bus
-        reply_to = bus.nc.new_inbox()
-        answer: asyncio.Future[AgentEnvelope] = asyncio.get_running_loop().create_future()
-
-        async def on_reply(msg: Any) -> None:
-            if not answer.done():
-                try:
-                    answer.set_result(
-                        Codec.of(AgentEnvelope).decode(msg.data, encoding_of(msg.headers))
-                    )
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
-                    answer.set_exception(exc)
-
-        sub = await bus.nc.subscribe(reply_to, cb=on_reply, max_msgs=1)
-        try:
-            envelope = AgentEnvelope(
-                message_id=uuid.uuid4().hex,
-                sender=self.agent_id,
-                kind=kind,
-                body=dict(body),
-                reply_to=reply_to,
-            )
-            await bus.send(inbox_subject(agent_id), envelope, msg_id=envelope.message_id)
-            try:
-                reply = await asyncio.wait_for(answer, timeout)
-            except TimeoutError:
-                raise Unavailable(
-                    f"agent {agent_id} did not answer within {timeout}s", code="timeout"
-                ) from None
-        finally:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-        if reply.kind == "error":
-            raise RequestError(str(reply.body.get("error", "request failed")), code="rejected")
-        return dict(reply.body)
-
-    async def find(
-        self,
-        capability: str,
-        *,
-        min_version: str = "0",
-        labels: Mapping[str, str] | None = None,
-        limit: int = 10,
-    ) -> list[AgentView]:
-        """Ask the registry for live agents with ``capability``, least-loaded first.
-
-        Raises:
-            Unavailable: no registry answers.
-        """
-        query = FindAgents(
-            capability=capability, min_version=min_version, labels=dict(labels or {}), limit=limit
-        )
-        found = await self.bus.request(FIND_SUBJECT, query, AgentList)
-        return found.agents
-
-    async def broadcast(
-        self, capability: str, body: Mapping[str, Any], *, kind: str = "message"
-    ) -> list[str]:
-        """Send ``body`` to every live agent with ``capability`` (this one excluded).
-
-        Returns:
-            Ids of the agents the message was sent to.
-        """
-        views = await self.find(capability, limit=10_000)
-        targets = [v.info.agent_id for v in views if v.info.agent_id != self.agent_id]
-        for agent_id in targets:
-            await self.send(agent_id, body, kind=kind)
-        return targets
 
     # -- inbox -------------------------------------------------------------------------
 
@@ -467,63 +387,29 @@ class Agent:
             self.handled += 1
 
     async def _run_task(self, envelope: AgentEnvelope, ctx: MessageContext) -> None:
-        task = Task.of(envelope, redelivered=ctx.redelivered)
+        outcome: Mapping[str, Any] | BaseException | None
         try:
-            output = await self.handle_task(task)
-            result = TaskResult(
-                workflow_id=envelope.workflow_id or envelope.message_id,
-                message_id=envelope.message_id,
-                agent_id=self.agent_id,
-                ok=True,
-                output=dict(output or {}),
-                at=self.clock.time(),
-            )
+            outcome = await self.handle_task(Task.of(envelope, redelivered=ctx.redelivered))
         except Exception as exc:  # noqa: BLE001 - a failed task is reported, not retried here
             log.warning("agent %s: task %s failed: %s", self.agent_id, envelope.message_id, exc)
-            result = TaskResult(
-                workflow_id=envelope.workflow_id or envelope.message_id,
-                message_id=envelope.message_id,
-                agent_id=self.agent_id,
-                ok=False,
-                error=_describe(exc),
-                at=self.clock.time(),
-                error_class="timeout" if isinstance(exc, TimeoutError) else "permanent",
-            )
+            outcome = exc
         if envelope.reply_to:
+            result = task_result(envelope, self.agent_id, self.clock.time(), outcome)
             await self._answer(envelope.reply_to, result, f"{envelope.message_id}:result")
 
     async def _run_message(self, envelope: AgentEnvelope) -> None:
-        reply: AgentEnvelope | None = None
+        outcome: Mapping[str, Any] | BaseException | None
         try:
-            answer = await self.handle_message(Incoming.of(envelope))
-            reply = AgentEnvelope(
-                message_id=uuid.uuid4().hex,
-                sender=self.agent_id,
-                kind="reply",
-                body=dict(answer or {}),
-            )
+            outcome = await self.handle_message(Incoming.of(envelope))
         except Exception as exc:  # noqa: BLE001 - the requester gets the failure
             log.warning("agent %s: %s message failed: %s", self.agent_id, envelope.kind, exc)
-            reply = AgentEnvelope(
-                message_id=uuid.uuid4().hex,
-                sender=self.agent_id,
-                kind="error",
-                body={"error": _describe(exc)},
-            )
+            outcome = exc
         if envelope.reply_to:
-            await self._answer(envelope.reply_to, reply, None)
+            await self._answer(envelope.reply_to, answer(self.agent_id, outcome), None)
 
     async def _answer(self, subject: str, message: Message, msg_id: str | None) -> None:
-        if subject.startswith(_RESULTS_PREFIX):
+        if is_durable_reply(subject):
             # Task results are durable: the dispatcher may be restarting right now.
             await self.bus.send(subject, message, msg_id=msg_id)
         else:
             await self.bus.publish(subject, message)
-
-    async def _on_failure(self, exc: BaseException) -> None:
-        log.error("agent %s: inbox handler failed: %s", self.agent_id, exc)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

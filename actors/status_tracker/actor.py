@@ -5,10 +5,17 @@ Wiring only; the state machine is :mod:`~actors.status_tracker.state`, storage
 
 * ``apply`` (durable consumer ``status-tracker`` on ``TROUPE_STATUS``): fold the
   event into the stored view with a revision-checked write, then announce the
-  new view on ``troupe.status.updates.<id>``; on success, record the run's
-  duration for its template's ETA.
+  view written on ``troupe.status.updates.<id>``; on success, keep the run's
+  duration for its template's ETA (written every ``durations_flush_s``, one
+  write per template, and at stop). Events of one workflow that arrive within
+  ``coalesce_s`` of each other (or while its previous write is in flight) are
+  folded into one write and one announcement (see
+  :class:`~actors.status_tracker.store.WorkflowStore`); each event is
+  acknowledged once a write holding it is durable.
 * ``get`` / ``list`` (request/reply, in ``$SRV.INFO``): one view read from the
-  bucket; pages of views from the in-memory index mirrored from the bucket.
+  bucket; pages of views from the in-memory index, which the ``index`` watch
+  (:meth:`~actors.runtime.actor.Actor.add_watch`) keeps equal to the bucket.
+  ``list`` waits (at most ``ready_timeout_s``) until the index has loaded.
 * The deadline sweep: every ``sweep_interval_s`` of the injected clock, publish
   ``timed_out`` for every unfinished workflow past its deadline. The event goes
   through the stream like any other, so the history shows it and replicas
@@ -19,28 +26,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 from actors.runtime.actor import Actor
-from actors.runtime.cancellation import cancel_and_wait
-from actors.runtime.clock import Clock, system_clock
+from actors.runtime.clock import Clock, system_clock, wait_tasks
 from actors.runtime.errors import BadRequest, DeadLetter, NotFound, RetryLater, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
+from actors.runtime.kv import Entry, TypedBucket
 from actors.status_tracker import eta
 from actors.status_tracker import state as sm
 from actors.status_tracker.config import TrackerConfig
 from actors.status_tracker.index import WorkflowIndex
-from actors.status_tracker.store import CasExhausted, DurationStore, WorkflowStore, mirror
+from actors.status_tracker.store import CasExhausted, DurationStore, WorkflowStore
 from actors.topology import DURATIONS, STATUS_EVENTS, WORKFLOWS
+from protocols.headers import EVENT_ENCODING
+from protocols.ids import is_id
 from protocols.status import (
     GET_SUBJECT,
     LIST_SUBJECT,
     GetWorkflow,
     ListWorkflows,
     StatusEvent,
+    TemplateDurations,
     WorkflowList,
     WorkflowView,
+    deadline_msg_id,
     event_subject,
     update_subject,
 )
@@ -48,9 +58,6 @@ from protocols.status import (
 __all__ = ["StatusTracker"]
 
 log = logging.getLogger(__name__)
-
-# KV keys and subject tokens: what a workflow id may contain.
-_WORKFLOW_ID = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
 
 
 class StatusTracker(Actor):
@@ -72,7 +79,8 @@ class StatusTracker(Actor):
         self.index = WorkflowIndex()
         self._store: WorkflowStore | None = None
         self._durations: DurationStore | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.index_loaded = asyncio.Event()
+        """Set once the index holds every view the bucket had when the watch started."""
         self.applied = 0
         self.refused = 0
         self.ignored = 0
@@ -80,38 +88,32 @@ class StatusTracker(Actor):
     # -- lifecycle -------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        """Open the buckets, load the index from the bucket, start the deadline sweep."""
+        """Open the buckets, follow the workflows bucket into the index, start the sweep."""
         bus = self.bus
         cfg = self.config
-        kv = await bus.key_value(WORKFLOWS)
         self._store = WorkflowStore(
-            kv,
-            bus.js,
-            WORKFLOWS.name,
+            await TypedBucket.bind(bus, WORKFLOWS, WorkflowView),
             retention_s=cfg.retention_s,
             cas_attempts=cfg.cas_attempts,
             messages_kept=cfg.messages_kept,
+            clock=self.runtime_clock,
+            linger_s=cfg.coalesce_s,
         )
         self._durations = DurationStore(
-            await bus.key_value(DURATIONS),
-            bus.js,
-            DURATIONS.name,
+            await TypedBucket.bind(bus, DURATIONS, TemplateDurations),
             self.clock,
             keep=cfg.durations_kept,
             cache_s=cfg.eta_cache_s,
         )
-        ready = asyncio.Event()
-        self._tasks.append(asyncio.create_task(mirror(kv, self.index, ready), name="mirror"))
-        try:
-            await asyncio.wait_for(ready.wait(), cfg.ready_timeout_s)
-        except TimeoutError:
-            raise Unavailable("workflows bucket did not load in time") from None
-        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="deadline-sweep"))
+        self.index_loaded.clear()
+        await self.add_watch(WORKFLOWS, self.mirror, name="index", on_caught_up=self._loaded)
+        self.spawn(self._sweep_loop(), name="deadline-sweep")
+        self.spawn(self._durations_loop(), name="durations-flush")
 
     async def on_stop(self) -> None:
-        """Stop the sweep and the bucket watch."""
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        """Write the run durations not flushed yet."""
+        if self._durations is not None:
+            await self._durations.flush()
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Report counters under the consumer's endpoint in ``$SRV.STATS``."""
@@ -135,12 +137,18 @@ class StatusTracker(Actor):
 
     # -- handlers --------------------------------------------------------------------
 
-    # A short ack wait: events a killed tracker had in flight come back within seconds
-    # (a slow handler keeps its message with in-progress acks).
-    @consumer(STATUS_EVENTS, durable="status-tracker", concurrency=16, ack_wait=5.0)
+    @consumer(
+        STATUS_EVENTS,
+        durable="status-tracker",
+        options=lambda self: {
+            "concurrency": self.config.concurrency,
+            "ack_wait": self.config.ack_wait_s,
+            "max_deliver": self.config.max_deliver,
+        },
+    )
     async def apply(self, event: StatusEvent, ctx: MessageContext) -> None:
         """Fold one status event into its workflow's view and announce the result."""
-        if not _WORKFLOW_ID.match(event.workflow_id):
+        if not is_id(event.workflow_id):
             raise DeadLetter(f"invalid workflow id {event.workflow_id[:80]!r}")
         try:
             stored = await self.store.apply(event, self.clock.time())
@@ -165,9 +173,13 @@ class StatusTracker(Actor):
         self.applied += 1
         view = applied.view
         if applied.finished and view.state == "succeeded" and view.template is not None:
-            await self._record_duration(view)
+            self._record_duration(view)
+        if not stored.announce:
+            return  # a later event of the same write announces the view written
         self.index.put(view, stored.revision)
-        await self.bus.publish(update_subject(view.workflow_id), await self._with_eta(view))
+        await self.bus.publish(
+            update_subject(view.workflow_id), await self._with_eta(view), encoding=EVENT_ENCODING
+        )
 
     @endpoint(GET_SUBJECT, name="get")
     async def get(self, request: GetWorkflow, ctx: RequestContext) -> WorkflowView:
@@ -177,7 +189,7 @@ class StatusTracker(Actor):
             BadRequest: the id cannot name a workflow.
             NotFound: no such workflow (never seen, or expired).
         """
-        if not _WORKFLOW_ID.match(request.workflow_id):
+        if not is_id(request.workflow_id):
             raise BadRequest("invalid workflow id")
         found = await self.store.get(request.workflow_id)
         if found is None:
@@ -190,8 +202,17 @@ class StatusTracker(Actor):
 
         Raises:
             BadRequest: the cursor is malformed.
+            Unavailable: the index did not load from the bucket in time.
         """
+        await self._index_ready()
         return self.index.query(request)
+
+    async def mirror(self, entry: Entry[WorkflowView | None]) -> None:
+        """Keep the index equal to the workflows bucket (the watch handler)."""
+        if entry.value is None:
+            self.index.remove(entry.key)
+        else:
+            self.index.put(entry.value, entry.revision)
 
     # -- internals -------------------------------------------------------------------
 
@@ -204,16 +225,41 @@ class StatusTracker(Actor):
                 log.debug("status: no durations for %s: %s", view.template, exc)
         return eta.with_eta(view, samples, self.clock.time())
 
-    async def _record_duration(self, view: WorkflowView) -> None:
+    def _record_duration(self, view: WorkflowView) -> None:
+        """Keep a successful run's duration for its template's ETA (written by the flush)."""
         assert self._durations is not None
         assert view.template is not None
         assert view.finished_at is not None
+        self._durations.add(view.template, view.finished_at - view.created_at)
+
+    async def _durations_loop(self) -> None:
+        assert self._durations is not None
+        while True:
+            await self.runtime_clock.sleep(self.config.durations_flush_s)
+            await self._durations.flush()
+
+    async def _loaded(self) -> None:
+        self.index_loaded.set()
+
+    async def _index_ready(self) -> None:
+        """Wait until the index has loaded the bucket's content.
+
+        Raises:
+            Unavailable: it did not within ``ready_timeout_s`` (real time).
+        """
+        if self.index_loaded.is_set():
+            return
+        waiter = asyncio.ensure_future(self.index_loaded.wait())
         try:
-            await self._durations.record(view.template, view.finished_at - view.created_at)
-        except Exception as exc:  # noqa: BLE001 - a lost sample only weakens one estimate
-            log.warning("status: duration of %s not recorded: %s", view.workflow_id, exc)
+            late = await wait_tasks({waiter}, self.config.ready_timeout_s, self.runtime_clock)
+        finally:
+            waiter.cancel()
+        if late:
+            raise Unavailable("workflows bucket did not load in time")
 
     async def _sweep_loop(self) -> None:
+        # Sweeping a half-loaded index would miss overdue workflows until the next round.
+        await self.index_loaded.wait()
         while True:
             await self.clock.sleep(self.config.sweep_interval_s)
             try:
@@ -233,7 +279,7 @@ class StatusTracker(Actor):
             event = sm.deadline_event(view, now, source=self.name)
             # One id per workflow: replicas sweeping at once publish it once.
             await self.bus.send(
-                event_subject(view.workflow_id), event, msg_id=f"{view.workflow_id}.deadline"
+                event_subject(view.workflow_id), event, msg_id=deadline_msg_id(view.workflow_id)
             )
         for workflow_id in self.index.expired(now, self.config.retention_s):
             self.index.remove(workflow_id)

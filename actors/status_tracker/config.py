@@ -30,6 +30,17 @@ class TrackerConfig:
             handed back for redelivery.
         eta_cache_s: seconds a template's durations are cached in memory.
         ready_timeout_s: seconds to wait for the in-memory index to load at start.
+        concurrency: status events applied at once by one process.
+        ack_wait_s: seconds before an unacknowledged event is redelivered; short,
+            so events a killed tracker had in flight come back within seconds (a
+            slow handler keeps its message with in-progress acks).
+        max_deliver: deliveries of one event before it is dead-lettered.
+        coalesce_s: seconds a workflow's write waits for more of its events
+            (one write and one announcement for all); a terminal transition
+            is written at once. 0 writes each event as it comes (still one write
+            for the events that arrive while the previous write is in flight).
+        durations_flush_s: seconds between two writes of the durations of
+            successful runs (used for ETAs); a crash loses at most those.
     """
 
     retention_s: float = 7 * DAY
@@ -39,6 +50,11 @@ class TrackerConfig:
     cas_attempts: int = 100
     eta_cache_s: float = 5.0
     ready_timeout_s: float = 60.0
+    concurrency: int = 16
+    ack_wait_s: float = 5.0
+    max_deliver: int = 5
+    coalesce_s: float = 0.005
+    durations_flush_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.retention_s < 1:
@@ -55,6 +71,15 @@ class TrackerConfig:
             raise ConfigError("eta_cache_s", "must not be negative")
         if self.ready_timeout_s <= 0:
             raise ConfigError("ready_timeout_s", "must be positive")
+        for name in ("concurrency", "max_deliver"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1")
+        if self.ack_wait_s < 1:
+            raise ConfigError("ack_wait_s", "must be at least 1 second")
+        if not 0 <= self.coalesce_s <= 1:
+            raise ConfigError("coalesce_s", "must be between 0 and 1 second")
+        if self.durations_flush_s <= 0:
+            raise ConfigError("durations_flush_s", "must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrackerConfig:

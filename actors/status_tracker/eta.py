@@ -10,27 +10,13 @@ still to do.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import statistics
 
 import msgspec
 
 from protocols.status import TERMINAL_STATES, WorkflowView
 
-__all__ = ["durations_key", "estimate", "record", "with_eta"]
-
-_KEY_OK = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-
-
-def durations_key(template: str) -> str:
-    """Return the KV key under which ``template``'s durations are stored.
-
-    Template names that are not valid KV keys are hashed.
-    """
-    if _KEY_OK.match(template):
-        return template
-    return "h." + hashlib.sha256(template.encode()).hexdigest()[:40]
+__all__ = ["estimate", "record", "with_eta"]
 
 
 def record(samples: list[float], duration: float, *, keep: int) -> list[float]:

@@ -105,6 +105,8 @@ class WorkflowIndex:
                 break  # everything after is older still
             if states and view.state not in states:
                 continue
+            if request.labels and any(view.labels.get(k) != v for k, v in request.labels.items()):
+                continue
             if request.template is not None and view.template != request.template:
                 continue
             if len(items) == request.limit:

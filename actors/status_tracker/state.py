@@ -7,13 +7,14 @@ so that the order of arrival does not matter for a valid history.
 
 Ordering rule
 -------------
-* A workflow transition has a **rank** ``(attempt, phase)`` with phases
+* A workflow transition has a **rank** ``(attempt, round, phase)`` with phases
   ``submitted 0 < queued 1 < preparing 2 < running 3 < retrying 4 <
-  succeeded|failed 5``. A transition is applied only when its rank is higher
-  than the current one: an equal rank is a duplicate, a lower one is stale
-  (it arrived late) and is ignored. ``retrying`` of attempt *n* therefore
-  outranks ``running`` of attempt *n*, and ``running`` of attempt *n + 1*
-  outranks both.
+  succeeded|failed 5``; ``round`` is the delivery of the run that announced
+  it (0 for the task manager's). A transition is applied only when its rank
+  is higher than the current one: an equal rank is a duplicate, a lower one
+  is stale (it arrived late) and is ignored. ``retrying`` of a round
+  therefore outranks ``running`` of that round, and ``running`` of the next
+  round (the retry) outranks both, so every retry is seen.
 * ``cancelled`` and ``timed_out`` are decisions taken outside the run (task
   manager, deadline sweep): they apply whatever the attempt.
   ``rejected`` applies only to a workflow that is still ``submitted``.
@@ -24,8 +25,10 @@ Ordering rule
 * Metadata (template, plan, deadline, trace id) fills in from whichever event
   carries it first, so it is kept even when the event itself is stale; a
   terminal workflow's attempt is the highest attempt any transition reported.
-* Steps have their own rank ``(attempt, phase)`` with phases ``pending 0 <
-  running|retrying 1 < finished 2``; between ``running`` and ``retrying`` of
+* Steps have their own rank ``(attempt, step attempt, phase)`` with phases
+  ``pending 0 < running|retrying 1 < finished 2``: a step's next attempt (a
+  retry, or a re-run after its runner was lost mid-step) outranks every
+  transition of the one before; between ``running`` and ``retrying`` of
   one attempt the later source time wins (a finished step of an attempt
   keeps its first outcome). A step's ``started_at`` is the
   earliest start reported for its current attempt.
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,16 +136,19 @@ class Applied:
     detail: str = ""
 
 
-def workflow_rank(state: WorkflowState, attempt: int) -> tuple[float, int]:
+def workflow_rank(state: WorkflowState, attempt: int, round_: int = 0) -> tuple[float, int, int]:
     """Return the rank of a workflow transition (see the module docstring)."""
     if state in _EXTERNAL_TERMINALS or state == "rejected":
-        return (math.inf, 0)
-    return (float(attempt), _PHASE[state])
+        return (math.inf, 0, 0)
+    if _PHASE[state] == 5:
+        # A run's outcome ends every round of its attempt, whichever delivery announces it.
+        round_ = sys.maxsize
+    return (float(attempt), round_, _PHASE[state])
 
 
-def step_rank(state: StepState, attempt: int) -> tuple[int, int]:
+def step_rank(state: StepState, attempt: int, step_attempt: int = 1) -> tuple[int, int, int]:
     """Return the rank of a step transition (see the module docstring)."""
-    return (attempt, _STEP_PHASE[state])
+    return (attempt, step_attempt, _STEP_PHASE[state])
 
 
 def is_overdue(view: WorkflowView, now: float) -> bool:
@@ -183,6 +190,8 @@ def _merge_metadata(view: WorkflowView, event: WorkflowTransition) -> WorkflowVi
         changes["template"] = event.template
     if view.trace_id is None and event.trace_id is not None:
         changes["trace_id"] = event.trace_id
+    if not view.labels and event.labels:
+        changes["labels"] = dict(event.labels)
     if view.deadline is None and event.deadline is not None:
         changes["deadline"] = event.deadline
     if not view.plan and event.steps:
@@ -210,8 +219,8 @@ def _apply_transition(  # noqa: PLR0911 - one return per rule of the ordering
         return merged, Outcome.STALE, ""
     if event.state == "rejected" and current != "submitted":
         return merged, Outcome.INVALID, f"cannot reject a {current} workflow"
-    new_rank = workflow_rank(event.state, event.attempt)
-    old_rank = workflow_rank(current, view.attempt)
+    new_rank = workflow_rank(event.state, event.attempt, event.round)
+    old_rank = workflow_rank(current, view.attempt, view.round)
     if new_rank == old_rank and event.state == current:
         return merged, Outcome.DUPLICATE, ""
     if new_rank <= old_rank:
@@ -221,6 +230,7 @@ def _apply_transition(  # noqa: PLR0911 - one return per rule of the ordering
         merged,
         state=event.state,
         attempt=max(view.attempt, event.attempt),
+        round=event.round,
         reason=event.reason,
         error_class=event.error_class,
         next_attempt_at=event.next_attempt_at if event.state == "retrying" else None,
@@ -245,12 +255,12 @@ def _with_step(view: WorkflowView, steps: list[StepView]) -> WorkflowView:
 def _apply_step(view: WorkflowView, event: StepTransition) -> tuple[WorkflowView, Outcome, str]:
     steps, i = _find_step(view, event.step)
     step = steps[i]
-    new_rank = step_rank(event.state, event.attempt)
-    old_rank = step_rank(step.state, step.attempt)
+    new_rank = step_rank(event.state, event.attempt, event.step_attempt)
+    old_rank = step_rank(step.state, step.attempt, step.step_attempt)
     active = event.state in _STEP_ACTIVE
     later = step.state_at is None or event.at > step.state_at
     if new_rank > old_rank or (new_rank == old_rank and active and later):
-        same_attempt = event.attempt == step.attempt
+        same_attempt = (event.attempt, event.step_attempt) == (step.attempt, step.step_attempt)
         started = step.started_at if same_attempt else None
         if active:
             started = event.at if started is None else min(started, event.at)
@@ -267,11 +277,14 @@ def _apply_step(view: WorkflowView, event: StepTransition) -> tuple[WorkflowView
             cache_hit=event.cache_hit,
             reason=event.reason,
             error_class=event.error_class,
+            step_attempt=event.step_attempt,
+            attempt_reason=event.attempt_reason,
         )
         return _with_step(view, steps), Outcome.APPLIED, ""
     if (
         active
         and event.attempt == step.attempt
+        and event.step_attempt == step.step_attempt
         and (step.started_at is None or event.at < step.started_at)
     ):
         steps[i] = msgspec.structs.replace(step, started_at=event.at)

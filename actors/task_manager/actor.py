@@ -20,63 +20,81 @@ crash repeats no event inside the status stream's window. Tasks that name a
 required capability go to the agent dispatcher (``actors.task_manager.agents``)
 instead of a pipeline runner. The cancel endpoint broadcasts
 :class:`~protocols.pipelines.CancelRun` to every runner and reports
-``cancelled``.
+``cancelled``. The task record keeps the submission, which
+:mod:`~actors.task_manager.queries` answers (for re-runs) with the templates.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any
 
 import msgspec
 
 from actors.runtime.actor import Actor
-from actors.runtime.bus import Bus
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.errors import Conflict, NotFound, Unavailable
+from actors.runtime.codec import Codec, Encoding, encoding_of
+from actors.runtime.errors import BadRequest, Conflict, DeadLetter, NotFound, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
 from actors.runtime.telemetry import current_trace_id
+from actors.task_manager.agents import AgentDispatcher
 from actors.task_manager.config import TaskManagerConfig
 from actors.task_manager.definitions import to_document
 from actors.task_manager.errors import TaskRejected
 from actors.task_manager.plan import plan
+from actors.task_manager.queries import TaskQueries
+from actors.task_manager.schedules import ScheduleFirings
 from actors.task_manager.store import StoredRecord, TaskStore
 from actors.task_manager.templates import TemplateRegistry, bundled_templates_dir, render
-from actors.topology import PIPELINES, STATUS_EVENTS, TASK_IDS, TASKS
-from protocols import pipelines, tasks
+from actors.topology import (
+    AGENT_RESULTS_CONSUMER,
+    PIPELINES,
+    SCHEDULE_FIRINGS,
+    STATUS_EVENTS,
+    TASK_IDS,
+    TASKS,
+)
+from protocols import headers, pipelines, tasks
+from protocols.ids import ID_PATTERN
 from protocols.pipelines import PipelineRun, PipelineSpec
-from protocols.status import WorkflowState, WorkflowTransition, event_subject
+from protocols.status import (
+    WorkflowState,
+    WorkflowTransition,
+    event_subject,
+    transition_msg_id,
+)
 from protocols.tasks import CancelAccepted, CancelTask, TaskRecord, TaskSubmitted
 
-__all__ = ["AGENTS_MODULE", "Dispatcher", "TaskManager", "load_dispatcher", "prepare"]
+__all__ = ["TaskManager", "prepare"]
 
 log = logging.getLogger(__name__)
 
-AGENTS_MODULE = "actors.task_manager.agents"
-"""Module providing ``AgentDispatcher(bus, clock)`` for capability routing."""
+
+_SUBMIT: Codec[TaskSubmitted] = Codec.of(TaskSubmitted)
 
 
-class Dispatcher(Protocol):
-    """Hands a task that requires a capability to a live agent."""
+class _TaskIdOnly(msgspec.Struct):
+    """The one field of a submission read when the rest does not decode."""
 
-    async def dispatch(self, task: TaskSubmitted, workflow_id: str) -> Any:
-        """Route ``task`` to a capable agent (idempotent per ``workflow_id``)."""
-        ...
+    task_id: Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 
 
-def load_dispatcher(bus: Bus, clock: Clock) -> Dispatcher | None:
-    """Build the agent dispatcher, or return ``None`` when capability routing is absent."""
+def _readable_task_id(
+    raw: msgspec.Raw, encoding: Encoding, message_headers: Mapping[str, str]
+) -> str | None:
+    """Return the id of an undecodable submission: its valid ``task_id``, else its
+    valid ``Nats-Msg-Id``, else ``None``."""
     try:
-        module = importlib.import_module(AGENTS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != AGENTS_MODULE:
-            raise
-        return None
-    dispatcher: Dispatcher = module.AgentDispatcher(bus, clock)
-    return dispatcher
+        found: _TaskIdOnly = Codec.of(_TaskIdOnly).decode(raw, encoding)
+    except BadRequest:
+        pass
+    else:
+        return found.task_id
+    msg_id = message_headers.get(headers.MSG_ID, "")
+    return msg_id if re.fullmatch(ID_PATTERN, msg_id) else None
 
 
 def prepare(
@@ -103,14 +121,6 @@ def prepare(
     return pipeline, plan(pipeline)
 
 
-async def _maybe_call(obj: object, method: str) -> None:
-    func = getattr(obj, method, None)
-    if callable(func):
-        result = func()
-        if inspect.isawaitable(result):
-            await result
-
-
 class TaskManager(Actor):
     """Validates tasks, plans their pipelines and publishes the runs.
 
@@ -123,6 +133,7 @@ class TaskManager(Actor):
     description = "Turns submitted tasks into validated, planned pipeline runs"
     streams = (STATUS_EVENTS, PIPELINES)
     buckets = (TASK_IDS,)
+    consumers = (AGENT_RESULTS_CONSUMER,)
 
     def __init__(
         self, *, clock: Clock = system_clock, config: TaskManagerConfig | None = None
@@ -134,7 +145,7 @@ class TaskManager(Actor):
             directories.append(builtin)
         directories.extend(self.config.template_dirs)
         self.templates = TemplateRegistry(directories)
-        self.agents: Dispatcher | None = None
+        self.agents: AgentDispatcher | None = None
         self._store: TaskStore | None = None
         self.counts: dict[str, int] = {
             "accepted": 0,
@@ -153,19 +164,24 @@ class TaskManager(Actor):
         return self._store
 
     async def on_start(self) -> None:
-        """Open the task ids bucket and the agent dispatcher."""
-        self._store = TaskStore(await self.bus.key_value(TASK_IDS))
-        self.agents = load_dispatcher(self.bus, self.clock)
-        if self.agents is None:
-            log.info("capability routing unavailable: %s is not installed", AGENTS_MODULE)
+        """Open the task ids bucket, attach the agent dispatcher (unless routing is off) and
+        serve the task record and template queries."""
+        self._store = await TaskStore.open(self.bus)
+        if self.config.dispatch is None:
+            self.agents = None
+            log.info("capability routing is off: tasks requiring a capability are rejected")
         else:
-            await _maybe_call(self.agents, "start")
+            dispatcher = AgentDispatcher(self, self.config.dispatch)
+            await dispatcher.attach()
+            self.agents = dispatcher
+        self.schedules = ScheduleFirings(self.bus)
+        await self.add_consumer(SCHEDULE_FIRINGS, self.schedules.fire, message_type=TaskSubmitted)
+        queries = TaskQueries(self._store, self.templates, prepare)
+        await self.add_endpoint(tasks.GET_SUBJECT, queries.get_task)
+        await self.add_endpoint(tasks.TEMPLATE_LIST_SUBJECT, queries.list_templates)
+        await self.add_endpoint(tasks.TEMPLATE_GET_SUBJECT, queries.get_template)
+        await self.add_endpoint(tasks.VALIDATE_SUBJECT, queries.validate)
         log.info("task manager knows %d templates", len(self.templates))
-
-    async def on_stop(self) -> None:
-        """Stop the agent dispatcher."""
-        if self.agents is not None:
-            await _maybe_call(self.agents, "stop")
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Counters of handled tasks, on the consumer's ``$SRV.STATS`` entry."""
@@ -173,9 +189,35 @@ class TaskManager(Actor):
 
     # -- handlers --------------------------------------------------------------------
 
-    @consumer(TASKS, durable="task-manager", concurrency=16)
-    async def submit(self, task: TaskSubmitted, ctx: MessageContext) -> None:
-        """Handle one submitted task (idempotent end to end, see the module docstring)."""
+    @consumer(
+        TASKS,
+        durable="task-manager",
+        options=lambda self: {
+            "concurrency": self.config.concurrency,
+            "ack_wait": self.config.ack_wait_s,
+            "max_deliver": self.config.max_deliver,
+        },
+    )
+    async def submit(self, raw: msgspec.Raw, ctx: MessageContext) -> None:
+        """Handle one submitted task (idempotent end to end, see the module docstring).
+
+        The body is decoded here rather than by the runtime, so that a task that
+        fails decoding or validation still ends ``rejected`` (reason
+        ``invalid_task: ...``) when its id can be read, from the body's
+        ``task_id`` or the ``Nats-Msg-Id`` header, before it is dead-lettered.
+
+        Raises:
+            DeadLetter: the body is not a valid :class:`TaskSubmitted`.
+        """
+        encoding = encoding_of(ctx.headers)
+        try:
+            task = _SUBMIT.decode(raw, encoding)
+        except BadRequest as exc:
+            await self._reject_undecodable(raw, encoding, ctx, exc.message)
+            raise DeadLetter(exc.message) from None
+        await self._accept(task, ctx)
+
+    async def _accept(self, task: TaskSubmitted, ctx: MessageContext) -> None:
         workflow_id = task.task_id
         label = task.template or (task.pipeline.name if task.pipeline else None)
         stored, created = await self.store.claim(
@@ -185,6 +227,7 @@ class TaskManager(Actor):
                 accepted_at=self.clock.time(),
                 sequence=ctx.sequence,
                 template=label,
+                submission=task,
             )
         )
         if not created:
@@ -197,7 +240,13 @@ class TaskManager(Actor):
             log.info("task %s handled again after an interrupted attempt", workflow_id)
         else:
             self.counts["accepted"] += 1
-        await self._report(workflow_id, "submitted", template=label, trace_id=current_trace_id())
+        await self._report(
+            workflow_id,
+            "submitted",
+            template=label,
+            trace_id=current_trace_id(),
+            labels=dict(task.labels),
+        )
         if task.requires:
             await self._dispatch(task, stored)
             return
@@ -283,8 +332,36 @@ class TaskManager(Actor):
                 source=self.name,
                 **fields,
             ),
-            msg_id=f"{workflow_id}.{state}",
+            msg_id=transition_msg_id(workflow_id, state),
         )
+
+    async def _reject_undecodable(
+        self, raw: msgspec.Raw, encoding: Encoding, ctx: MessageContext, problem: str
+    ) -> None:
+        """Record ``rejected`` for a submit that does not decode, if its id can be read."""
+        workflow_id = _readable_task_id(raw, encoding, ctx.headers)
+        if workflow_id is None:
+            log.warning("undecodable task without a readable id dead-lettered: %s", problem)
+            return
+        reason = f"invalid_task: {problem}"
+        stored, created = await self.store.claim(
+            TaskRecord(
+                task_id=workflow_id,
+                state="rejected",
+                accepted_at=self.clock.time(),
+                sequence=ctx.sequence,
+                reason=reason,
+            )
+        )
+        if not created and stored.record.sequence != ctx.sequence:
+            # The id belongs to another submission: that task stands untouched.
+            log.info("undecodable task reuses the id %s; dead-lettered only", workflow_id)
+            return
+        log.info("task %s rejected: %s", workflow_id, reason)
+        await self._report(workflow_id, "submitted")
+        await self._report(workflow_id, "rejected", reason=reason)
+        if created:
+            self.counts["rejected"] += 1
 
     async def _reject(self, stored: StoredRecord, problem: TaskRejected) -> None:
         record = stored.record
@@ -304,7 +381,7 @@ class TaskManager(Actor):
                 TaskRejected(
                     "no_capable_agent",
                     f"no agent can take tasks requiring {task.requires!r}: "
-                    "capability routing is not installed",
+                    "capability routing is off",
                 ),
             )
             return

@@ -17,10 +17,19 @@ bucket (revision-checked, so task manager replicas never both act on one):
 * the agent's :class:`~protocols.agents.TaskResult` (a JetStream stream, so it
   survives a restart of the task manager) finishes the workflow as
   ``succeeded`` or ``failed``; the first result wins, and the assignment stays
-  as ``done`` (until the bucket's max age) so a repeated dispatch changes nothing.
+  as ``done`` (until the bucket's max age) so a repeated dispatch changes nothing;
+* every way the workflow ends stores its result in the results bucket first,
+  shaped like a pipeline's (:mod:`actors.task_manager.agent_results`).
 
 Status events: ``queued`` while waiting, ``running`` (attempt *n*) once
 placed, ``retrying`` when the holder departs, then ``succeeded``/``failed``.
+
+The dispatcher is part of an actor (the task manager): :meth:`AgentDispatcher.attach`,
+called from the actor's ``on_start``, adds its handlers through the runtime —
+a watch of the assignments bucket (the local mirror of open tasks), a watch of
+the agents bucket (presence), the results consumer — and spawns its loop, so
+they stop with the actor and show in ``$SRV.STATS``. The pure logic lives in
+:mod:`actors.task_manager.routing`.
 """
 
 from __future__ import annotations
@@ -28,128 +37,101 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Literal, cast
+from typing import Literal
 
-import msgspec
 import nats.errors
-import nats.js.errors
-from nats.js.kv import KeyValue
 
-from actors.agent_registry.config import DispatchConfig
-from actors.agent_registry.state import AgentIndex, parse_requirement
-from actors.agent_registry.store import HeartbeatWatch, PresenceEvent
-from actors.runtime.bus import Bus
-from actors.runtime.cancellation import cancel_and_wait
-from actors.runtime.clock import Clock, system_clock
-from actors.runtime.dispatch import ConsumerRuntime
-from actors.runtime.errors import RequestError
+from actors.agent_registry.client import (
+    DispatchConfig,
+    PresenceEvent,
+    PresenceFeed,
+    find_agents,
+    parse_requirement,
+)
+from actors.runtime.actor import Actor
+from actors.runtime.errors import Conflict, RequestError
 from actors.runtime.handlers import ConsumerSpec, MessageContext
-from actors.topology import AGENT_ASSIGNMENTS, AGENT_INBOX, AGENT_RESULTS, AGENTS, STATUS_EVENTS
+from actors.runtime.kv import TypedBucket
+from actors.runtime.watch import Entry
+from actors.task_manager.agent_results import AgentReports, AgentResults
+from actors.task_manager.routing import Presence, finished, held_counts, placed, released
+from actors.topology import AGENT_ASSIGNMENTS, AGENT_INBOX, AGENT_RESULTS, STATUS_EVENTS
 from protocols.agents import (
-    FIND_SUBJECT,
     AgentAssignment,
     AgentEnvelope,
-    AgentList,
     AgentView,
     FindAgents,
     TaskResult,
     inbox_subject,
     result_subject,
 )
-from protocols.status import (
-    StatusEvent,
-    StepProgress,
-    StepTransition,
-    WorkflowTransition,
-    event_subject,
-)
+from protocols.status import StepTransition
 from protocols.tasks import TaskSubmitted
 
-__all__ = ["NO_CAPABLE_AGENT", "AgentDispatcher", "DispatchConfig", "parse_requirement"]
+__all__ = ["NO_CAPABLE_AGENT", "RESULTS_DURABLE", "AgentDispatcher", "DispatchConfig"]
 
 log = logging.getLogger(__name__)
 
 NO_CAPABLE_AGENT = "no_capable_agent"
 """Reason of a workflow that found no capable agent before its deadline."""
 
-_FORGET_DEPARTED_S = 300.0
-"""Seconds a departed agent stays excluded from candidates unless it heartbeats again."""
-_codec = msgspec.msgpack.Decoder(AgentAssignment)
-_encode = msgspec.msgpack.Encoder().encode
+RESULTS_DURABLE = "task-manager-agent-results"
+"""Durable consumer of agents' task results."""
+
+_RESEND_WITHIN_S = 60.0
+"""Assignments younger than this are sent again at start (a crash may have lost the send)."""
 
 
 class AgentDispatcher:
     """Routes capability tasks to agents and follows them to completion.
 
-    Call :meth:`start` before and :meth:`stop` after use (or ``async with``).
+    Create it with its owning actor and call :meth:`attach` from the actor's
+    ``on_start``; it stops with the actor.
 
     Args:
-        bus: connected bus.
-        clock: time source for deadlines and polling.
+        owner: the actor whose handlers and background tasks it adds.
         config: settings (from ``TROUPE_AGENT_*`` variables by default).
     """
 
-    def __init__(
-        self, bus: Bus, clock: Clock = system_clock, *, config: DispatchConfig | None = None
-    ) -> None:
-        self.bus = bus
-        self.clock = clock
-        self.config = config or DispatchConfig.from_env()
-        self.index = AgentIndex()
+    def __init__(self, owner: Actor, config: DispatchConfig | None = None) -> None:
+        self.owner = owner
+        self.config = config if config is not None else DispatchConfig.from_env()
+        self.presence = Presence()
         self.open: dict[str, tuple[AgentAssignment, int]] = {}
         """Open assignments by workflow id, with their bucket revision."""
         self.redispatched = 0
-        # Agents seen leaving (monotonic time), until they come back or are long gone.
-        self._departed: dict[str, float] = {}
-        self._kv: KeyValue | None = None
-        self._watch: HeartbeatWatch | None = None
-        self._results: ConsumerRuntime | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._assignments: TypedBucket[AgentAssignment] | None = None
+        self._reporter: AgentReports | None = None
+        self._feed = PresenceFeed(self._on_presence)
         self._wake = asyncio.Event()
         self._mirror_ready = asyncio.Event()
 
-    async def __aenter__(self) -> AgentDispatcher:
-        await self.start()
-        return self
+    @property
+    def index(self) -> Presence:
+        """The agents this dispatcher sees (``agent_id in dispatcher.index``)."""
+        return self.presence
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Open the buckets and streams, follow agents and open tasks, consume results."""
-        for stream in (AGENT_INBOX, AGENT_RESULTS, STATUS_EVENTS):
-            await self.bus.ensure_stream(stream)
-        await self.bus.key_value(AGENTS)
-        self._kv = await self.bus.key_value(AGENT_ASSIGNMENTS)
-        self._tasks.append(asyncio.create_task(self._mirror(), name="agent-tasks-mirror"))
-        async with asyncio.timeout(10.0):
-            await self._mirror_ready.wait()
-        self._watch = HeartbeatWatch(self.bus.js, self._on_presence)
-        await self._watch.start()
-        await self._resend_recent()
-        self._results = ConsumerRuntime(
-            self.bus.js,
-            ConsumerSpec(
-                stream=AGENT_RESULTS, durable="task-manager-agent-results", concurrency=16
-            ),
-            self._on_result,
-            TaskResult,
-            actor=self.config.source,
-            on_failure=_on_failure,
+    async def attach(self) -> None:
+        """Add the watches, the results consumer and the dispatch loop to the owner."""
+        owner, bus = self.owner, self.owner.bus
+        for stream in (AGENT_INBOX, STATUS_EVENTS):
+            await bus.ensure_stream(stream)
+        self._mirror_ready.clear()
+        self._assignments = await TypedBucket.bind(bus, AGENT_ASSIGNMENTS, AgentAssignment)
+        self._reporter = AgentReports(bus, self.config.source, await AgentResults.bind(bus))
+        await owner.add_watch(
+            AGENT_ASSIGNMENTS,
+            self._on_assignment,
+            value_type=AgentAssignment,
+            on_caught_up=self._caught_up,
         )
-        await self._results.start()
-        self._tasks.append(asyncio.create_task(self._loop(), name="agent-dispatch"))
-
-    async def stop(self) -> None:
-        """Stop consuming results and following agents (open tasks stay in the bucket)."""
-        if self._results is not None:
-            await self._results.stop(5.0)
-            self._results = None
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
-        if self._watch is not None:
-            await self._watch.stop()
-            self._watch = None
+        await self._feed.attach(owner)
+        await owner.add_consumer(
+            ConsumerSpec(stream=AGENT_RESULTS, durable=RESULTS_DURABLE, concurrency=16),
+            self._on_result,
+            message_type=TaskResult,
+        )
+        owner.spawn(self._run(), name="agent-dispatch")
 
     # -- entry point -----------------------------------------------------------------
 
@@ -160,19 +142,15 @@ class AgentDispatcher:
         A malformed ``requires`` fails the workflow at once.
         """
         assert task.requires is not None
-        now = self.clock.time()
+        now = self.owner.clock.time()
         try:
             capability, min_version = parse_requirement(task.requires)
         except ValueError as exc:
-            await self._emit(
-                WorkflowTransition(
-                    workflow_id=workflow_id,
-                    state="failed",
-                    at=now,
-                    source=self.config.source,
-                    reason=str(exc),
-                    error_class="permanent",
-                )
+            refused = AgentAssignment(
+                workflow_id=workflow_id, task_id=task.task_id, capability=task.requires
+            )
+            await self._reports.end(
+                refused, "failed", now, reason=str(exc), error_class="permanent", step=False
             )
             return
         assignment = AgentAssignment(
@@ -186,17 +164,16 @@ class AgentDispatcher:
             created_at=now,
         )
         try:
-            revision = await self._bucket.create(workflow_id, _encode(assignment))
-        except nats.js.errors.KeyWrongLastSequenceError:
+            revision = await self._bucket.create(workflow_id, assignment)
+        except Conflict:
             log.info("agent task %s already open", workflow_id)
             return
         self.open[workflow_id] = (assignment, revision)
-        await self._emit(
-            WorkflowTransition(
-                workflow_id=workflow_id,
-                state="queued",
-                at=now,
-                source=self.config.source,
+        await self._reports.emit(
+            self._reports.transition(
+                workflow_id,
+                "queued",
+                now,
                 steps=[capability],
                 reason=f"waiting for an agent with {capability}>={min_version}",
             )
@@ -206,14 +183,17 @@ class AgentDispatcher:
     # -- the loop ------------------------------------------------------------------
 
     @property
-    def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            raise RuntimeError("agent dispatcher is not started")
-        return self._kv
+    def _bucket(self) -> TypedBucket[AgentAssignment]:
+        if self._assignments is None:
+            raise RuntimeError("agent dispatcher is not attached")
+        return self._assignments
 
-    async def _loop(self) -> None:
+    async def _run(self) -> None:
+        await self._mirror_ready.wait()
+        await self._resend_recent()
+        clock = self.owner.clock
         while True:
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.config.poll_interval_s))
+            sleeper = asyncio.ensure_future(clock.sleep(self.config.poll_interval_s))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -221,13 +201,7 @@ class AgentDispatcher:
                 sleeper.cancel()
                 waker.cancel()
             self._wake.clear()
-            now = self.clock.monotonic()
-            for agent_id in self.index.expired(now):
-                self.index.remove(agent_id)
-                self._departed[agent_id] = now
-            for agent_id, at in list(self._departed.items()):
-                if now - at > _FORGET_DEPARTED_S:
-                    del self._departed[agent_id]
+            self.presence.sweep(clock.monotonic())
             for workflow_id, (assignment, revision) in list(self.open.items()):
                 try:
                     await self._advance(workflow_id, assignment, revision)
@@ -235,25 +209,17 @@ class AgentDispatcher:
                     log.warning("agent task %s: %s", workflow_id, exc)
 
     async def _advance(self, workflow_id: str, assignment: AgentAssignment, revision: int) -> None:
+        now = self.owner.clock.time()
         if assignment.state == "assigned":
-            if self._holder_gone(assignment):
+            since = now - (assignment.assigned_at or 0.0)
+            if self.presence.holder_gone(assignment, since, self.config.departure_grace_s):
                 await self._release(workflow_id, assignment, revision)
             return
         candidates = await self._find(assignment)
-        now = self.clock.time()
         if candidates:
             await self._assign(workflow_id, assignment, revision, candidates[0])
         elif assignment.deadline is not None and now >= assignment.deadline:
             await self._give_up(workflow_id, assignment, revision)
-
-    def _holder_gone(self, assignment: AgentAssignment) -> bool:
-        agent_id = assignment.agent_id
-        if agent_id is None or agent_id in self._departed:
-            return True
-        if agent_id in self.index:
-            return False
-        since = self.clock.time() - (assignment.assigned_at or 0.0)
-        return since > self.config.departure_grace_s
 
     async def _find(self, assignment: AgentAssignment) -> list[str]:
         query = FindAgents(
@@ -264,58 +230,39 @@ class AgentDispatcher:
         )
         views: list[AgentView]
         try:
-            views = (await self.bus.request(FIND_SUBJECT, query, AgentList, timeout=2.0)).agents
+            views = (await find_agents(self.owner.bus, query, timeout=2.0)).agents
         except RequestError:
             # No registry: the dispatcher's own view of the bucket is as good.
-            views = self.index.find(query, self.clock.monotonic())
-        held: dict[str, int] = {}
-        for open_assignment, _ in self.open.values():
-            if open_assignment.agent_id is not None:
-                held[open_assignment.agent_id] = held.get(open_assignment.agent_id, 0) + 1
-        usable = [
-            v
-            for v in views
-            if v.info.agent_id not in self._departed
-            and (v.info.agent_id not in assignment.departed or v.info.agent_id in self.index)
-        ]
-        # Loads in heartbeats lag behind; count what this dispatcher handed out since.
-        usable.sort(key=lambda v: (v.info.load + held.get(v.info.agent_id, 0)) / v.info.capacity)
-        return [v.info.agent_id for v in usable]
+            views = self.presence.index.find(query, self.owner.clock.monotonic())
+        held = held_counts(a for a, _ in self.open.values())
+        return self.presence.rank(views, assignment, held)
 
     async def _assign(
         self, workflow_id: str, assignment: AgentAssignment, revision: int, agent_id: str
     ) -> None:
-        now = self.clock.time()
-        placed = msgspec.structs.replace(
-            assignment,
-            state="assigned",
-            agent_id=agent_id,
-            attempt=assignment.attempt + 1,
-            deadline=None,
-            assigned_at=now,
-        )
-        if not await self._replace(workflow_id, placed, revision):
+        now = self.owner.clock.time()
+        new = placed(assignment, agent_id, now)
+        if not await self._replace(workflow_id, new, revision):
             return
-        await self._send(placed)
-        log.info("agent task %s -> %s (attempt %d)", workflow_id, agent_id, placed.attempt)
-        await self._emit(
-            WorkflowTransition(
-                workflow_id=workflow_id,
-                state="running",
-                at=now,
-                source=self.config.source,
-                attempt=placed.attempt,
-                steps=[placed.capability],
+        await self._send(new)
+        log.info("agent task %s -> %s (attempt %d)", workflow_id, agent_id, new.attempt)
+        await self._reports.emit(
+            self._reports.transition(
+                workflow_id,
+                "running",
+                now,
+                attempt=new.attempt,
+                steps=[new.capability],
                 reason=f"agent {agent_id}",
             )
         )
-        await self._emit(
+        await self._reports.emit(
             StepTransition(
                 workflow_id=workflow_id,
-                step=placed.capability,
+                step=new.capability,
                 state="running",
                 at=now,
-                attempt=placed.attempt,
+                attempt=new.attempt,
             )
         )
 
@@ -332,7 +279,7 @@ class AgentDispatcher:
         )
         # The envelope keeps the task's key; the stream's de-duplication id names the
         # attempt, so a re-dispatch is not taken for a duplicate.
-        await self.bus.send(
+        await self.owner.bus.send(
             inbox_subject(assignment.agent_id),
             envelope,
             msg_id=f"{assignment.task_id}:{assignment.agent_id}:{assignment.attempt}",
@@ -340,25 +287,18 @@ class AgentDispatcher:
 
     async def _release(self, workflow_id: str, assignment: AgentAssignment, revision: int) -> None:
         gone = assignment.agent_id or "?"
-        now = self.clock.time()
-        waiting = msgspec.structs.replace(
-            assignment,
-            state="waiting",
-            agent_id=None,
-            assigned_at=None,
-            deadline=now + self.config.deadline_s,
-            departed=[*assignment.departed, gone][-16:],
-        )
-        if not await self._replace(workflow_id, waiting, revision):
+        now = self.owner.clock.time()
+        if not await self._replace(
+            workflow_id, released(assignment, now, self.config.deadline_s), revision
+        ):
             return
         self.redispatched += 1
         log.warning("agent task %s: agent %s left; re-dispatching", workflow_id, gone)
-        await self._emit(
-            WorkflowTransition(
-                workflow_id=workflow_id,
-                state="retrying",
-                at=now,
-                source=self.config.source,
+        await self._reports.emit(
+            self._reports.transition(
+                workflow_id,
+                "retrying",
+                now,
                 attempt=assignment.attempt,
                 reason=f"agent {gone} left",
             )
@@ -368,27 +308,29 @@ class AgentDispatcher:
             await self._advance(workflow_id, *latest)
 
     async def _give_up(self, workflow_id: str, assignment: AgentAssignment, revision: int) -> None:
-        done = msgspec.structs.replace(assignment, state="done", deadline=None)
-        if not await self._replace(workflow_id, done, revision):
+        if not await self._replace(workflow_id, finished(assignment), revision):
             return
         log.warning("agent task %s: no agent with %s; failing", workflow_id, assignment.capability)
-        await self._emit(
-            WorkflowTransition(
-                workflow_id=workflow_id,
-                state="failed",
-                at=self.clock.time(),
-                source=self.config.source,
-                attempt=max(assignment.attempt, 1),
-                reason=NO_CAPABLE_AGENT,
-                error_class="unavailable",
-            )
+        await self._reports.end(
+            assignment,
+            "failed",
+            self.owner.clock.time(),
+            reason=NO_CAPABLE_AGENT,
+            error_class="unavailable",
         )
 
     async def _replace(self, workflow_id: str, new: AgentAssignment, revision: int) -> bool:
+        """Write ``new`` at ``revision``; on a conflict take the stored assignment instead."""
         try:
-            new_revision = await self._bucket.update(workflow_id, _encode(new), last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False  # another replica (or a result) moved it first
+            new_revision = await self._bucket.update(workflow_id, new, revision)
+        except Conflict:
+            # Another replica (or a result) moved it first: follow what is stored.
+            entry = await self._bucket.get_or_none(workflow_id)
+            if entry is None or entry.value.state == "done":
+                self.open.pop(workflow_id, None)
+            else:
+                self.open[workflow_id] = (entry.value, entry.revision)
+            return False
         if new.state == "done":
             self.open.pop(workflow_id, None)
         else:
@@ -398,113 +340,47 @@ class AgentDispatcher:
     async def _resend_recent(self) -> None:
         # A crash between recording an assignment and sending it must not lose the
         # task; the inbox's de-duplication drops the copies that did arrive.
-        now = self.clock.time()
+        now = self.owner.clock.time()
         for assignment, _ in list(self.open.values()):
-            if assignment.state == "assigned" and now - (assignment.assigned_at or 0) < 60.0:
+            recent = now - (assignment.assigned_at or 0) < _RESEND_WITHIN_S
+            if assignment.state == "assigned" and recent:
                 with contextlib.suppress(RequestError):
                     await self._send(assignment)
 
     # -- inputs ----------------------------------------------------------------------
 
     async def _on_result(self, result: TaskResult, ctx: MessageContext) -> None:
-        try:
-            entry = await self._bucket.get(result.workflow_id)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        entry = await self._bucket.get_or_none(result.workflow_id)
+        if entry is None or entry.value.state == "done":
             return  # already finished: the first result won
-        assert entry.value is not None
-        assert entry.revision is not None
-        assignment = _codec.decode(entry.value)
-        if assignment.state == "done":
-            return  # already finished: the first result won
-        attempt = max(assignment.attempt, 1)
-        now = self.clock.time()
         state: Literal["succeeded", "failed"] = "succeeded" if result.ok else "failed"
-        if result.output:
-            await self._emit(
-                StepProgress(
-                    workflow_id=result.workflow_id,
-                    step=assignment.capability,
-                    at=now,
-                    attempt=attempt,
-                    message={"agent": result.agent_id, "output": result.output},
-                )
-            )
-        await self._emit(
-            StepTransition(
-                workflow_id=result.workflow_id,
-                step=assignment.capability,
-                state=state,
-                at=now,
-                attempt=attempt,
-                reason=result.error,
-                error_class=result.error_class,
-            )
-        )
-        await self._emit(
-            WorkflowTransition(
-                workflow_id=result.workflow_id,
-                state=state,
-                at=now,
-                source=self.config.source,
-                attempt=attempt,
-                reason=result.error,
-                error_class=result.error_class,
-            )
-        )
-        revision = entry.revision
+        await self._reports.end(entry.value, state, self.owner.clock.time(), result=result)
         # Events first, then the record: a crash in between repeats only de-duplicated events.
-        while not await self._replace(
-            result.workflow_id, msgspec.structs.replace(assignment, state="done"), revision
-        ):
-            entry = await self._bucket.get(result.workflow_id)
-            assert entry.value is not None
-            assert entry.revision is not None
-            assignment, revision = _codec.decode(entry.value), entry.revision
-            if assignment.state == "done":
-                break
+        await self._bucket.mutate(
+            result.workflow_id,
+            lambda e: None if e is None or e.value.state == "done" else finished(e.value),
+        )
+        self.open.pop(result.workflow_id, None)
+
+    async def _on_assignment(self, entry: Entry[AgentAssignment | None]) -> None:
+        if entry.value is None or entry.value.state == "done":
+            self.open.pop(entry.key, None)
+            return
+        current = self.open.get(entry.key)
+        if current is None or current[1] < entry.revision:
+            self.open[entry.key] = (entry.value, entry.revision)
+
+    async def _caught_up(self) -> None:
+        self._mirror_ready.set()
 
     async def _on_presence(self, event: PresenceEvent) -> None:
-        now = self.clock.monotonic()
-        if event.kind == "put":
-            assert event.info is not None
-            self.index.heartbeat(event.info, now)
-            self._departed.pop(event.agent_id, None)
-            return
-        self.index.remove(event.agent_id)
-        if not event.snapshot:
-            self._departed[event.agent_id] = now
+        if self.presence.apply(event, self.owner.clock.monotonic()):
             self._wake.set()
 
-    async def _mirror(self) -> None:
-        watcher = await self._bucket.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    self._mirror_ready.set()
-                    continue
-                if entry.operation in ("DEL", "PURGE") or entry.value is None:
-                    self.open.pop(entry.key, None)
-                    continue
-                assignment = _codec.decode(entry.value)
-                current = self.open.get(entry.key)
-                if assignment.state == "done":
-                    self.open.pop(entry.key, None)
-                elif current is None or current[1] < entry.revision:
-                    self.open[entry.key] = (assignment, entry.revision)
-        finally:
-            with contextlib.suppress(nats.errors.Error):
-                await cast("Any", watcher).stop()
+    # -- status events ---------------------------------------------------------------
 
-    async def _emit(self, event: StatusEvent) -> None:
-        kind = type(event).__name__
-        step = getattr(event, "step", "")
-        state = getattr(event, "state", "")
-        await self.bus.send(
-            event_subject(event.workflow_id),
-            event,
-            msg_id=f"{event.workflow_id}.agent.{kind}.{step}.{state}.{event.attempt}",
-        )
-
-
-async def _on_failure(exc: BaseException) -> None:
-    log.error("agent results: handler failed: %s", exc)
+    @property
+    def _reports(self) -> AgentReports:
+        if self._reporter is None:
+            raise RuntimeError("agent dispatcher is not attached")
+        return self._reporter

@@ -10,13 +10,17 @@ Checks, each a :class:`~actors.task_manager.errors.TaskRejected` with its code:
 * ``cycle`` - steps depend on each other in a loop (the loop is named);
 * ``missing_input`` - a step reads a file that none of the steps it
   (transitively) needs outputs: either nobody produces it, or its producer
-  might run later.
+  might run later;
+* ``unknown_retry_policy`` - a step's ``retry`` names no built-in policy and
+  none of the pipeline's ``retry_policies``, or a pipeline policy is invalid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actors.breaker_supervisor.client import with_pipeline_policies
+from actors.runtime.errors import ConfigError
 from actors.task_manager.errors import TaskRejected
 from protocols.pipelines import PipelineSpec, StepSpec
 
@@ -104,6 +108,20 @@ def _check_inputs(steps: Sequence[StepSpec], needs: dict[str, list[str]]) -> Non
                 )
 
 
+def _check_policies(pipeline: PipelineSpec) -> None:
+    try:
+        known = with_pipeline_policies(pipeline.retry_policies)
+    except ConfigError as exc:
+        raise TaskRejected("unknown_retry_policy", str(exc)) from None
+    for step in pipeline.steps:
+        if step.retry is not None and step.retry not in known:
+            raise TaskRejected(
+                "unknown_retry_policy",
+                f"step {step.name!r} names retry policy {step.retry!r}; "
+                f"known: {', '.join(sorted(known))}",
+            )
+
+
 def plan(pipeline: PipelineSpec) -> list[list[str]]:
     """Check the step graph and return its stages.
 
@@ -123,6 +141,7 @@ def plan(pipeline: PipelineSpec) -> list[list[str]]:
     if cycle is not None:
         raise TaskRejected("cycle", "steps depend on each other: " + " -> ".join(cycle))
     _check_inputs(steps, needs)
+    _check_policies(pipeline)
     level: dict[str, int] = {}
 
     def depth(name: str) -> int:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
-from actors.runtime.codec import Codec, encode
+from actors.runtime import Bus, Conflict, TypedBucket
+from actors.topology import TASK_IDS
 from protocols.tasks import TaskRecord
 
 __all__ = ["StoredRecord", "TaskStore"]
-
-_codec: Codec[TaskRecord] = Codec.of(TaskRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,21 +23,23 @@ class TaskStore:
     """The :data:`protocols.tasks.TASKS_BUCKET` bucket seen as task records.
 
     Args:
-        kv: the bucket.
+        bucket: the bucket, typed.
     """
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(self, bucket: TypedBucket[TaskRecord]) -> None:
+        self._bucket = bucket
+
+    @classmethod
+    async def open(cls, bus: Bus) -> TaskStore:
+        """Open (creating if needed) the task ids bucket."""
+        return cls(await TypedBucket.bind(bus, TASK_IDS, TaskRecord))
 
     async def get(self, task_id: str) -> StoredRecord | None:
         """Return the record of ``task_id``, or ``None`` if the task is unknown."""
-        try:
-            entry = await self._kv.get(task_id)
-        except KeyNotFoundError:
+        entry = await self._bucket.get_or_none(task_id)
+        if entry is None:
             return None
-        if entry.value is None or entry.revision is None:
-            return None
-        return StoredRecord(_codec.decode(entry.value), entry.revision)
+        return StoredRecord(entry.value, entry.revision)
 
     async def claim(self, record: TaskRecord) -> tuple[StoredRecord, bool]:
         """Store ``record`` unless its task id is already known.
@@ -49,11 +47,14 @@ class TaskStore:
         Returns:
             The stored record (the existing one if there was one) and whether
             this call created it.
+
+        Raises:
+            Conflict: the key kept appearing and vanishing.
         """
         for _ in range(3):
             try:
-                revision = await self._kv.create(record.task_id, encode(record))
-            except KeyWrongLastSequenceError:
+                revision = await self._bucket.create(record.task_id, record)
+            except Conflict:
                 existing = await self.get(record.task_id)
                 if existing is not None:
                     return existing, False
@@ -62,7 +63,7 @@ class TaskStore:
             return StoredRecord(record, revision), True
         existing = await self.get(record.task_id)
         if existing is None:
-            raise KeyWrongLastSequenceError
+            raise Conflict(f"task {record.task_id} kept changing")
         return existing, False
 
     async def replace(self, current: StoredRecord, record: TaskRecord) -> StoredRecord | None:
@@ -72,7 +73,7 @@ class TaskStore:
             The new stored record, or ``None`` when the revision moved on.
         """
         try:
-            revision = await self._kv.update(record.task_id, encode(record), last=current.revision)
-        except KeyWrongLastSequenceError:
+            revision = await self._bucket.update(record.task_id, record, current.revision)
+        except Conflict:
             return None
         return StoredRecord(record, revision)

@@ -1,8 +1,10 @@
 """A small troupe agent: text statistics (words, lines, characters, top words).
 
-Run it next to a troupe (``troupe up``) and give it work::
+Run it next to a troupe (``troupe up``), logged in as the ``agent`` role, and
+give it work::
 
-    python examples/agents/textstats.py --nats-url nats://127.0.0.1:4222
+    eval "$(troupe creds agent)"      # exports TROUPE_NATS_URL, _USER, _PASSWORD
+    python examples/agents/textstats.py
     troupe agents find text.stats
     troupe submit --requires text.stats -p text="to be or not to be"
 
@@ -20,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from actors.runtime.config import ConnectionConfig
+from actors.runtime.config import ConnectionConfig, add_connection_arguments
 from actors.sdk import Agent, Incoming, Task
 
 _WORD = re.compile(r"[\w']+")
@@ -65,7 +67,6 @@ class TextStats(Agent):
 def main() -> None:
     """Parse the command line and run the agent until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", metavar="URL")
     parser.add_argument("--id", default="textstats-1", help="agent id (keep it across restarts)")
     parser.add_argument("--interval", type=float, default=1.0, help="heartbeat interval (s)")
     parser.add_argument(
@@ -79,7 +80,9 @@ def main() -> None:
         default=1,
         help="run this many agents in this process (<id>-0, <id>-1, ...)",
     )
+    add_connection_arguments(parser)  # --nats-url/--user/--password/--token/--creds
     args = parser.parse_args()
+    config = ConnectionConfig.from_args(args, name=f"troupe-agent-{args.id}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     ids = [args.id] if args.count == 1 else [f"{args.id}-{i}" for i in range(args.count)]
     agents = [
@@ -92,7 +95,7 @@ def main() -> None:
         )
         for i in ids
     ]
-    asyncio.run(_serve(agents, ConnectionConfig(url=args.nats_url)))
+    asyncio.run(_serve(agents, config))
 
 
 async def _serve(agents: list[TextStats], config: ConnectionConfig) -> None:

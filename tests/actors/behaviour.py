@@ -11,10 +11,13 @@ Subclass :class:`ActorBehaviour` as ``TestXxxBehaviour`` and define the
 The suite runs the actor in-process on the ``bus`` fixture's real server and
 checks: a malformed request gets a typed ``bad_request`` reply in the
 request's own encoding; a malformed stream message is dead-lettered with a
-reason; ``$SRV.PING`` and ``$SRV.INFO`` answer and list every handler; a
-request handler continues the caller's trace; and junk on every subject
-leaves the actor running. The subject helpers and junk generators are also
-used by the fuzz test.
+reason; ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer and list every
+handler; a request handler continues the caller's trace; and junk on every
+subject leaves the actor running. The suite reads the handlers from the
+running actor, so handlers added at run time (``add_endpoint``,
+``add_consumer``, ``add_listener``, ``add_watch``) are covered like declared
+ones. The class-level subject helpers and junk generators are also used by
+the fuzz test.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ import msgspec
 import pytest
 
 from actors.runtime import Actor, Bus, ConsumerSpec, EndpointSpec, ListenerSpec
+from actors.runtime.consumer import ConsumerRuntime
+from actors.runtime.handler_host import Runtime
 from actors.runtime.handlers import handler_specs
+from actors.runtime.subscriptions import EndpointRuntime, ListenerRuntime
 from actors.runtime.testing import capture_spans, eventually
+from actors.runtime.watch import WatchRuntime
 from protocols import headers as h
 from protocols.base import type_id
 from protocols.catalog import CATALOG
@@ -41,6 +48,9 @@ __all__ = [
     "consumer_specs",
     "event_subjects",
     "junk_bytes",
+    "live_consumers",
+    "live_requests",
+    "live_subjects",
     "ping",
     "request_subjects",
     "stream_subjects",
@@ -77,6 +87,30 @@ def event_subjects(actor_class: type[Actor]) -> list[str]:
         for s in handler_specs(actor_class)
         if isinstance(s.options, ListenerSpec)
     ]
+
+
+def live_requests(actor: Actor) -> list[str]:
+    """Subjects a running actor answers requests on (declared or added)."""
+    return [r.spec.subject for r in actor.handlers if isinstance(r, EndpointRuntime)]
+
+
+def live_consumers(actor: Actor) -> list[ConsumerSpec]:
+    """A running actor's durable stream consumers (declared or added)."""
+    return [r.spec for r in actor.handlers if isinstance(r, ConsumerRuntime)]
+
+
+def live_subjects(actor: Actor) -> list[str]:
+    """Concrete subjects reaching each request, stream and event handler of a running actor."""
+    subjects = live_requests(actor)
+    subjects += [concrete(c.filter_subject or c.stream.subjects[0]) for c in live_consumers(actor)]
+    subjects += [concrete(r.spec.subject) for r in actor.handlers if isinstance(r, ListenerRuntime)]
+    return subjects
+
+
+def _subject_of(runtime: Runtime) -> str:
+    if isinstance(runtime, ConsumerRuntime | WatchRuntime):
+        return runtime.subject
+    return runtime.spec.subject
 
 
 def concrete(subject: str) -> str:
@@ -200,10 +234,10 @@ class ActorBehaviour:
     ) -> None:
         """Undecodable bytes on a request subject get bad_request, in MessagePack or JSON."""
         actor = actor_factory()
-        subjects = request_subjects(type(actor))
-        if not subjects:
-            pytest.skip(f"{actor.name} serves no request subject")
         async with actor.running(bus):
+            subjects = live_requests(actor)
+            if not subjects:
+                pytest.skip(f"{actor.name} serves no request subject")
             for subject in subjects:
                 for data, headers in ((b"\xc1\xc1", None), (b"{oops", JSON_HEADERS)):
                     reply = await bus.nc.request(subject, data, timeout=5.0, headers=headers)
@@ -223,10 +257,10 @@ class ActorBehaviour:
     ) -> None:
         """Junk on a consumed stream goes to troupe.dlq.<stream> with a reason."""
         actor = actor_factory()
-        consumers = consumer_specs(type(actor))
-        if not consumers:
-            pytest.skip(f"{actor.name} consumes no stream")
         async with actor.running(bus):
+            consumers = live_consumers(actor)
+            if not consumers:
+                pytest.skip(f"{actor.name} consumes no stream")
             for spec in consumers:
                 subject = concrete(spec.filter_subject or spec.stream.subjects[0])
                 await bus.js.publish(subject, b"\xc1 not a message", headers={"X-Probe": "1"})
@@ -240,19 +274,25 @@ class ActorBehaviour:
             assert await ping(bus, actor.name)
 
     @pytest.mark.integration
-    async def test_micro_ping_and_info_list_every_handler(
+    async def test_micro_ping_info_and_stats_list_every_handler(
         self, bus: Bus, actor_factory: Callable[[], Actor]
     ) -> None:
-        """$SRV.PING answers with the actor's name; $SRV.INFO lists each handler's subject."""
+        """$SRV.PING answers with the actor's name; INFO and STATS list every handler."""
         actor = actor_factory()
         async with actor.running(bus):
             answer = await ping(bus, actor.name)
             info = json.loads(
                 (await bus.nc.request(f"$SRV.INFO.{actor.name}", b"", timeout=2.0)).data
             )
+            stats = json.loads(
+                (await bus.nc.request(f"$SRV.STATS.{actor.name}", b"", timeout=2.0)).data
+            )
+            running = {_subject_of(r) for r in actor.handlers}
         assert answer is not None
         assert answer["name"] == actor.name
         listed = {e["subject"] for e in info["endpoints"]}
+        assert running <= listed
+        assert running <= {e["subject"] for e in stats["endpoints"]}
         declared = set(request_subjects(type(actor)))
         declared |= {
             s.options.subject
@@ -268,13 +308,13 @@ class ActorBehaviour:
     ) -> None:
         """Even a rejected request is handled in a span that is a child of the caller's."""
         actor = actor_factory()
-        subjects = request_subjects(type(actor))
-        if not subjects:
-            pytest.skip(f"{actor.name} serves no request subject")
         from actors.runtime import telemetry
 
         with capture_spans() as spans:
             async with actor.running(bus):
+                subjects = live_requests(actor)
+                if not subjects:
+                    pytest.skip(f"{actor.name} serves no request subject")
                 with telemetry.tracer().start_as_current_span("caller") as caller:
                     headers: dict[str, str] = {}
                     telemetry.inject_context(headers)
@@ -297,7 +337,13 @@ class ActorBehaviour:
         for doc in wrong_documents(rng, 10):
             payloads.extend(encode_both(doc))
         async with actor.running(bus):
-            for subject in [*request_subjects(cls), *stream_subjects(cls), *event_subjects(cls)]:
+            subjects = {
+                *request_subjects(cls),
+                *stream_subjects(cls),
+                *event_subjects(cls),
+                *live_subjects(actor),
+            }
+            for subject in sorted(subjects):
                 for i, data in enumerate(payloads):
                     await bus.nc.publish(subject, data, headers=JSON_HEADERS if i % 2 else None)
             await bus.nc.flush()

@@ -13,7 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from actors.runtime.credentials import read_passwords
 from actors.runtime.server import free_port
+
+_SESSION: dict[str, Path] = {}
+"""The state directory of the session's ``troupe up``, once it runs."""
+
+
+def troupe_login(state_dir: Path, role: str = "client") -> dict[str, str]:
+    """``nats.connect`` keyword arguments logging in to the troupe of ``state_dir`` as ``role``."""
+    password = read_passwords(state_dir, [role])[role]
+    return {"user": role, "password": password, "inbox_prefix": f"_INBOX_{role}"}
+
+
+def session_state_env() -> dict[str, str]:
+    """``TROUPE_STATE_DIR`` of the session's troupe: where the CLI finds its login."""
+    return {"TROUPE_STATE_DIR": str(_SESSION["state_dir"])} if "state_dir" in _SESSION else {}
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ def troupe_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTroup
     try:
         lines = _wait_for_line(proc, "actors running", timeout=90)
         assert any(f"NATS listening on nats://127.0.0.1:{port}" in line for line in lines)
+        _SESSION["state_dir"] = state_dir
         yield RunningTroupe(url=f"nats://127.0.0.1:{port}", state_dir=state_dir, proc=proc)
     finally:
         proc.send_signal(signal.SIGINT)

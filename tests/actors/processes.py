@@ -11,25 +11,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import nats
-import pytest
 
-from actors.roster import ACTORS
-
-__all__ = ["REPO", "actor_processes", "require_actors", "wait_for_ping"]
+__all__ = ["REPO", "actor_processes", "wait_for_ping"]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def require_actors(names: list[str]) -> None:
-    """Skip the calling test, with the reason, if an actor's module does not import."""
-    import importlib
-
-    for name in names:
-        module = ACTORS[name].partition(":")[0]
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            pytest.skip(f"actor {name} does not import yet: {exc}")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from actors.runtime.testing import eventually
-from tests.actors.conftest import RunningTroupe
+from tests.actors.conftest import RunningTroupe, session_state_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.processes]
 
@@ -37,6 +38,7 @@ class Ran:
 
 def _env(url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TROUPE_")}
+    env.update(session_state_env())  # the CLI logs in with the troupe's client password
     if url is not None:
         env["TROUPE_NATS_URL"] = url
     return env
@@ -105,6 +107,28 @@ def data_pipeline(troupe_up: RunningTroupe) -> Submitted:
     return Submitted(workflow_id, ran)
 
 
+async def _troupe_into_closed_pipe(*args: str, url: str) -> Ran:
+    """Run the CLI with its stdout a pipe nobody reads any more (as ``| head -1`` ends)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "actors",
+            *args,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(url),
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
+    assert proc.returncode is not None
+    return Ran(proc.returncode, "", err.decode())
+
+
 async def test_submit_data_pipeline_with_wait_exits_zero_and_prints_succeeded(
     data_pipeline: Submitted,
 ) -> None:
@@ -113,6 +137,43 @@ async def test_submit_data_pipeline_with_wait_exits_zero_and_prints_succeeded(
     assert ran.code == 0, ran.err
     assert ran.out.strip() == data_pipeline.workflow_id
     assert f"workflow {data_pipeline.workflow_id} succeeded" in ran.err
+
+
+async def test_submit_prints_the_trace_id_the_workflow_carries(
+    troupe_up: RunningTroupe, data_pipeline: Submitted
+) -> None:
+    """``submit`` prints ``trace id: <hex>`` on stderr, the id the status tracker records."""
+    printed = re.findall(r"^trace id: ([0-9a-f]{32})$", data_pipeline.ran.err, re.MULTILINE)
+    assert len(printed) == 1, data_pipeline.ran.err
+    status = await _troupe("status", data_pipeline.workflow_id, "--json", url=troupe_up.url)
+    assert json.loads(status.out)["trace_id"] == printed[0]
+
+
+async def test_watch_and_status_of_an_unknown_id_exit_2_at_once(
+    troupe_up: RunningTroupe,
+) -> None:
+    """An id the status tracker does not know ends ``watch`` and ``status`` with exit 2."""
+    unknown = f"never-{uuid.uuid4().hex[:8]}"
+    watched, shown = await asyncio.gather(
+        _troupe("watch", unknown, url=troupe_up.url),
+        _troupe("status", unknown, url=troupe_up.url),
+    )
+    assert (watched.code, shown.code) == (2, 2), (watched, shown)
+    assert f"troupe watch: no workflow {unknown}" in watched.err
+    assert unknown in shown.err
+
+
+async def test_output_into_a_closed_pipe_ends_quietly(
+    troupe_up: RunningTroupe, data_pipeline: Submitted
+) -> None:
+    """``troupe status|result|ls|schema ... | head -1``: no traceback, exit 141 (SIGPIPE)."""
+    wid = data_pipeline.workflow_id
+    commands = [("status", wid), ("result", wid), ("ls",), ("schema",)]
+    runs = await asyncio.gather(
+        *(_troupe_into_closed_pipe(*command, url=troupe_up.url) for command in commands)
+    )
+    for command, ran in zip(commands, runs, strict=True):
+        assert (ran.code, ran.err) == (141, ""), (command, ran)
 
 
 async def test_result_lists_every_step_of_the_pipeline_file_as_succeeded(
@@ -248,9 +309,9 @@ async def test_cancel_of_a_running_workflow_ends_cancelled_and_kills_its_step(
     await eventually(gone, timeout=10, interval=0.1)
 
 
-async def test_templates_lists_the_bundled_examples() -> None:
-    """``troupe templates`` (no server needed) lists hello, data-pipeline and fanout."""
-    ran = await _troupe("templates", url=None)
+async def test_templates_lists_the_bundled_examples(troupe_up: RunningTroupe) -> None:
+    """``troupe templates`` asks the task manager: hello, data-pipeline and fanout are there."""
+    ran = await _troupe("templates", url=troupe_up.url)
     assert ran.code == 0, ran.err
     names = {line.split()[0] for line in ran.out.splitlines() if line and not line[0].isspace()}
     assert {"hello", "data-pipeline", "fanout"} <= names

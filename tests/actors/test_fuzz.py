@@ -1,6 +1,8 @@
 """Fuzzing every actor subject: 1,000 random byte strings and 1,000 wrong documents each.
 
-Each actor of the roster runs in-process on a real server. Every request,
+Each actor of the roster, and an SDK agent, runs in-process on a real server;
+its subjects are read from the running actor, so handlers added at run time
+(the agent's inbox, the task manager's agent results) are fuzzed too. Every request,
 stream and event subject it listens on gets 1,000 random byte strings and
 1,000 well-formed documents of the wrong structure (half MessagePack, half
 JSON with ``Content-Type: application/json``). Afterwards the actor must
@@ -18,21 +20,21 @@ from collections import Counter
 import msgspec
 import pytest
 
-from actors.roster import ACTORS
 from actors.runtime import Bus
 from actors.runtime.testing import eventually
 from protocols import headers as h
 from protocols.errors import ErrorReply
 from tests.actors.behaviour import (
-    consumer_specs,
+    concrete,
     event_subjects,
     junk_bytes,
+    live_consumers,
+    live_requests,
     ping,
-    request_subjects,
     stream_subjects,
     wrong_documents,
 )
-from tests.actors.test_behaviour import load_or_skip
+from tests.actors.test_behaviour import SUBJECTS, actor_factory_of
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +76,12 @@ KNOWN_FAILURES: dict[str, str] = {}
         pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[n], strict=True))
         if n in KNOWN_FAILURES
         else n
-        for n in sorted(ACTORS)
+        for n in SUBJECTS
     ],
 )
 async def test_actor_survives_junk_on_every_subject(bus: Bus, name: str) -> None:
     """After 2,000 bad messages per subject the actor still answers and nothing is stuck."""
-    actor = load_or_skip(name)()
+    actor = actor_factory_of(name)()
     cls = type(actor)
     payloads = _payloads(f"fuzz-{name}")
     codes: Counter[str] = Counter()
@@ -88,14 +90,16 @@ async def test_actor_survives_junk_on_every_subject(bus: Bus, name: str) -> None
         codes[_reply_code(msg.data, msg.headers)] += 1  # type: ignore[attr-defined]
 
     await bus.nc.subscribe("_INBOX.fuzz.>", cb=on_reply)
-    requests = request_subjects(cls)
     async with actor.running(bus):
+        requests = live_requests(actor)
+        consumers = live_consumers(actor)
+        streams = {concrete(c.filter_subject or c.stream.subjects[0]) for c in consumers}
         for subject in requests:
             for i, (data, headers) in enumerate(payloads):
                 await bus.nc.publish(subject, data, reply=f"_INBOX.fuzz.{i}", headers=headers)
                 if i % 200 == 199:
                     await bus.nc.flush()
-        for subject in [*stream_subjects(cls), *event_subjects(cls)]:
+        for subject in sorted(streams | {*stream_subjects(cls), *event_subjects(cls)}):
             for i, (data, headers) in enumerate(payloads):
                 await bus.nc.publish(subject, data, headers=headers)
                 if i % 200 == 199:
@@ -106,15 +110,15 @@ async def test_actor_survives_junk_on_every_subject(bus: Bus, name: str) -> None
             return sum(codes.values()) >= len(requests) * len(payloads)
 
         await eventually(all_answered, timeout=60.0)
-        for spec in consumer_specs(cls):
+        for spec in consumers:
 
             async def settled(stream: str = spec.stream.name, durable: str = spec.durable) -> bool:
                 info = await bus.js.consumer_info(stream, durable)
                 return info.num_pending == 0 and info.num_ack_pending == 0
 
             await eventually(settled, timeout=60.0, interval=0.2)
-        answer = await ping(bus, name, timeout=5.0)
+        answer = await ping(bus, actor.name, timeout=5.0)
     assert answer is not None
-    assert answer["name"] == name
+    assert answer["name"] == actor.name
     assert sum(codes.values()) == len(requests) * len(payloads)
     assert set(codes) <= {"ok", "bad_request", "not_found", "conflict", "rejected"}, codes

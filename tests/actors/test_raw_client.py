@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.actors.processes import REPO, actor_processes, require_actors, wait_for_ping
+from tests.actors.processes import REPO, actor_processes, wait_for_ping
 
 EXAMPLE = REPO / "examples" / "raw_client.py"
 NEEDED = ["task_manager", "pipeline_runner", "status_tracker"]
@@ -35,7 +35,6 @@ async def test_raw_json_client_submits_a_task_and_sees_it_succeed(
     nats_url: str, tmp_path: Path
 ) -> None:
     """JSON in, JSON out: the example submits 'hello' and polls status until succeeded."""
-    require_actors(NEEDED)
     logs = tmp_path / "logs"
     with actor_processes(NEEDED, nats_url, logs) as procs:
         await wait_for_ping(nats_url, procs, logs)

@@ -1,7 +1,8 @@
 """One workflow, one trace: actors as processes export to a real OTLP/HTTP receiver.
 
 The receiver is a small ``http.server`` on 127.0.0.1 that decodes the real
-protobuf (``ExportTraceServiceRequest`` from ``opentelemetry-proto``). The
+protobuf (``ExportTraceServiceRequest`` and ``ExportMetricsServiceRequest``
+from ``opentelemetry-proto``). Every actor exports metrics there too. The
 client starts the trace itself (a W3C ``traceparent`` on the submitted task);
 every actor span of the workflow must share its trace id and hang, parent to
 child, off a span of the trace or the client's root.
@@ -20,6 +21,11 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -27,7 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from actors.roster import ACTORS
 from actors.runtime.testing import eventually
-from tests.actors.processes import actor_processes, require_actors, wait_for_ping
+from tests.actors.processes import actor_processes, wait_for_ping
 
 pytestmark = [pytest.mark.integration, pytest.mark.processes]
 
@@ -48,12 +54,16 @@ class ReceivedSpan:
 
 class _Receiver(BaseHTTPRequestHandler):
     spans: list[ReceivedSpan]
+    metrics: set[tuple[str, str]]
     lock: threading.Lock
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        if self.path.endswith("/v1/metrics"):
+            self._metrics(body)
+            return
         request = ExportTraceServiceRequest.FromString(body)
         received = []
         for resource_spans in request.resource_spans:
@@ -78,15 +88,43 @@ class _Receiver(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
+    def _metrics(self, body: bytes) -> None:
+        request = ExportMetricsServiceRequest.FromString(body)
+        received = set()
+        for resource_metrics in request.resource_metrics:
+            attrs = {a.key: a.value.string_value for a in resource_metrics.resource.attributes}
+            for scope_metrics in resource_metrics.scope_metrics:
+                for m in scope_metrics.metrics:
+                    received.add((attrs.get("service.name", ""), m.name))
+        with self.lock:
+            self.metrics.update(received)
+        self._answer(ExportMetricsServiceResponse().SerializeToString())
+
+    def _answer(self, answer: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
+
+
+_METRICS: set[tuple[str, str]] = set()
+"""(service, metric name) pairs the receiver got, reset by each use of the fixture."""
 
 
 @pytest.fixture
 def otlp_receiver() -> Iterator[tuple[str, list[ReceivedSpan]]]:
     """An OTLP/HTTP trace receiver on a free loopback port; yields (endpoint, spans)."""
     spans: list[ReceivedSpan] = []
-    handler = type("Receiver", (_Receiver,), {"spans": spans, "lock": threading.Lock()})
+    handler = type(
+        "Receiver",
+        (_Receiver,),
+        {"spans": spans, "metrics": _METRICS, "lock": threading.Lock()},
+    )
+    _METRICS.clear()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -98,12 +136,22 @@ def otlp_receiver() -> Iterator[tuple[str, list[ReceivedSpan]]]:
         thread.join(5)
 
 
+async def _submit_hello(nc: Client, task_id: str, **headers: str) -> None:
+    """Submit the ``hello`` template as a plain JSON client does, with extra ``headers``."""
+    await nc.jetstream().publish(
+        "troupe.tasks.submit",
+        json.dumps(
+            {"type": "troupe.tasks.v1.submit", "task_id": task_id, "template": "hello"}
+        ).encode(),
+        headers={"Content-Type": "application/json", "Nats-Msg-Id": task_id, **headers},
+    )
+
+
 async def test_workflow_is_one_trace_across_every_actor_process(
     nats_url: str, tmp_path: Path, otlp_receiver: tuple[str, list[ReceivedSpan]]
 ) -> None:
     """Spans of every actor touching the workflow share its trace id and link up."""
     names = sorted(ACTORS)
-    require_actors(names)
     endpoint, spans = otlp_receiver
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -117,17 +165,7 @@ async def test_workflow_is_one_trace_across_every_actor_process(
         nc = await nats.connect(nats_url)
         try:
             task_id = f"traced-{secrets.token_hex(6)}"
-            await nc.jetstream().publish(
-                "troupe.tasks.submit",
-                json.dumps(
-                    {"type": "troupe.tasks.v1.submit", "task_id": task_id, "template": "hello"}
-                ).encode(),
-                headers={
-                    "Content-Type": "application/json",
-                    "Nats-Msg-Id": task_id,
-                    "traceparent": f"00-{trace_id}-{root_id}-01",
-                },
-            )
+            await _submit_hello(nc, task_id, traceparent=f"00-{trace_id}-{root_id}-01")
 
             async def final_state() -> str | None:
                 reply = await nc.request(
@@ -165,3 +203,37 @@ async def test_workflow_is_one_trace_across_every_actor_process(
         and s.service == "troupe-task_manager"
         and s.name == "process troupe.tasks.submit"
     ]
+
+
+async def test_every_actor_exports_metrics_over_otlp(
+    nats_url: str, tmp_path: Path, otlp_receiver: tuple[str, list[ReceivedSpan]]
+) -> None:
+    """With OTEL_* set, each actor exports its handler metrics; the gateway its workflow ones."""
+    names = sorted(ACTORS)
+    endpoint, _ = otlp_receiver
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
+    }
+    logs = tmp_path / "logs"
+    with actor_processes(names, nats_url, logs, env) as procs:
+        await wait_for_ping(nats_url, procs, logs)
+        nc = await nats.connect(nats_url)
+        try:
+            task_id = f"metered-{secrets.token_hex(6)}"
+            await _submit_hello(nc, task_id)
+        finally:
+            await nc.close()
+        wanted = {(f"troupe-{name}", "troupe.messages.handled") for name in TOUCHING}
+        wanted |= {(f"troupe-{name}", "troupe.handler.duration") for name in TOUCHING}
+        wanted |= {
+            ("troupe-gateway", "troupe.workflow.transitions"),
+            ("troupe-gateway", "troupe.step.duration"),
+        }
+
+        async def exported() -> bool | None:
+            return True if wanted <= set(_METRICS) else None
+
+        await eventually(exported, timeout=60.0, interval=0.2, what=f"metrics {sorted(wanted)}")

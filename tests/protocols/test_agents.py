@@ -127,3 +127,11 @@ def test_all_lists_exactly_the_public_names() -> None:
         and (name.isupper() or getattr(value, "__module__", "") == "protocols.agents")
     }
     assert public == set(agents.__all__) - aliases
+
+
+def test_heartbeat_key_subject_and_inbox_durable_are_built_from_the_agent_id() -> None:
+    """An agent's heartbeat key is its id, published under the bucket's KV subject."""
+    assert agents.heartbeat_key("a-1") == "a-1"
+    assert agents.heartbeat_subject("a-1") == "$KV.troupe-agents.a-1"
+    assert agents.heartbeat_subject("a-1", bucket="other") == "$KV.other.a-1"
+    assert agents.inbox_durable("a-1") == "agent-a-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,6 +27,19 @@ def test_probe_keys_are_distinct_per_epoch_and_slot_and_recognisable() -> None:
     assert len(keys) == 9
     assert all(b.is_probe_kv_key(k) for k in keys)
     assert b.probe_kv_key("x", 2, 1).endswith(".2.1")
+
+
+def test_probe_keys_parse_back_to_breaker_epoch_and_slot() -> None:
+    """parse_probe_kv_key inverts probe_kv_key and refuses other keys."""
+    assert b.parse_probe_kv_key(b.probe_kv_key("image:alpine", 3, 1)) == (
+        b.breaker_kv_key("image:alpine"),
+        3,
+        1,
+    )
+    with pytest.raises(ValueError, match="not a probe claim"):
+        b.parse_probe_kv_key("other.a.1.2")
+    with pytest.raises(ValueError, match="not a probe claim"):
+        b.parse_probe_kv_key(b.breaker_kv_key("image:alpine"))
 
 
 def test_event_subjects_fall_under_the_events_wildcard() -> None:

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from actors import topology
 from actors.cli.schema import schema_document
 from actors.runtime.topology import BucketSpec, ObjectStoreSpec, StreamSpec
-from protocols import agents, breakers, errors, pipelines, status, tasks
+from protocols import agents, breakers, errors, flags, pipelines, schedules, status, tasks
+from protocols import headers as h
 from protocols.base import Message, type_id
 from protocols.catalog import CATALOG
 from tests.protocols.wire_strategies import messages
 
-CONCERN_MODULES = (agents, breakers, errors, pipelines, status, tasks)
+CONCERN_MODULES = (agents, breakers, errors, flags, pipelines, schedules, status, tasks)
 MESSAGE_TYPES = sorted({route.message for route in CATALOG}, key=lambda m: m.__name__)
 TAG = re.compile(
     r"^troupe\.(?P<concern>[a-z]+)\.v(?P<version>[1-9][0-9]*)\.(?P<name>[a-z][a-z_]*)$"
@@ -138,3 +139,95 @@ def test_schema_lists_every_message_with_its_subject_and_json_schema() -> None:
     assert listed == {(type_id(r.message), r.subject) for r in CATALOG}
     for entry in document["messages"]:
         assert "$defs" in entry["schema"] or "properties" in entry["schema"]
+
+
+REQUEST_ROUTES = [r for r in CATALOG if r.pattern == "request"]
+
+
+@pytest.mark.parametrize("route", REQUEST_ROUTES, ids=lambda r: r.subject)
+def test_every_request_names_its_reply_type_and_routes_it(route: Any) -> None:
+    """A request route names a reply type, listed as a reply on the same subject."""
+    assert route.reply is not None
+    assert any(
+        r.pattern == "reply" and r.message is route.reply and r.subject == route.subject
+        for r in CATALOG
+    )
+
+
+def test_schema_names_the_reply_of_every_request_subject() -> None:
+    """troupe schema's ``requests`` covers every request subject, each with a reply type."""
+    document = schema_document()
+    listed = {entry["subject"]: entry["reply"] for entry in document["requests"]}
+    assert set(listed) == {r.subject for r in REQUEST_ROUTES}
+    assert all(listed.values())
+
+
+def test_schema_documents_every_kv_bucket_with_key_format_and_encoding() -> None:
+    """Each KV bucket of the topology has a stored value with a key format and encoding."""
+    stored = {entry["bucket"]: entry for entry in schema_document()["stored"]}
+    buckets = {e.name for e in _topology() if isinstance(e, BucketSpec)}
+    assert buckets <= set(stored)
+    for entry in stored.values():
+        assert entry["key"]
+        assert entry["encoding"] in {h.JSON, h.MSGPACK}
+
+
+def _required(entry: dict[str, Any]) -> list[str]:
+    schema = entry["schema"]
+    top = schema["$ref"].rsplit("/", 1)[-1]
+    required: list[str] = schema["$defs"][top].get("required", [])
+    return required
+
+
+def test_schema_requires_type_only_where_several_messages_share_a_subject() -> None:
+    """``type`` is optional for a message travelling alone, required on shared subjects."""
+    for entry in schema_document()["messages"]:
+        assert ("type" in _required(entry)) == entry["type_required"], entry["name"]
+    shared = {e["name"] for e in schema_document()["messages"] if e["type_required"]}
+    assert shared == {"WorkflowTransition", "StepTransition", "StepProgress"}
+
+
+def test_nested_messages_never_require_type() -> None:
+    """An AgentInfo inside AgentJoined (or a view inside a list) needs no ``type``."""
+    for entry in schema_document()["messages"]:
+        top = entry["schema"]["$ref"].rsplit("/", 1)[-1]
+        for name, definition in entry["schema"]["$defs"].items():
+            if name != top:
+                assert "type" not in definition.get("required", []), (entry["name"], name)
+
+
+def _is_tag(key: str, value: Any) -> bool:
+    """Whether ``key: value`` is a message's type tag (not a field named ``type``)."""
+    return key == "type" and isinstance(value, str) and TAG.match(value) is not None
+
+
+@pytest.mark.parametrize("message_type", MESSAGE_TYPES, ids=lambda m: m.__name__)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_message_without_its_type_decodes_where_the_schema_allows_it(
+    message_type: type[Message], data: st.DataObject
+) -> None:
+    """What the schema marks optional, troupe accepts: ``type`` stripped at every level."""
+    message = data.draw(messages(message_type))
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not _is_tag(k, v)}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    stripped = strip(msgspec.to_builtins(message))
+    assert msgspec.json.decode(msgspec.json.encode(stripped), type=message_type) == message
+
+
+def test_events_a_client_can_subscribe_to_are_published_as_json() -> None:
+    """Workflow updates, agent and breaker events are JSON, so a JSON-only client can follow."""
+    events = {r.subject: r.encoding for r in CATALOG if r.pattern == "event"}
+    for subject in (
+        status.UPDATES_SUBJECTS,
+        agents.JOINED_SUBJECT,
+        agents.LEFT_SUBJECT,
+        breakers.EVENTS_SUBJECTS,
+    ):
+        assert events[subject] == h.JSON

@@ -93,3 +93,23 @@ def test_step_spec_rejects_a_bad_name_and_unknown_fields() -> None:
         msgspec.convert({"name": "no spaces", "run": "x"}, StepSpec)
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"name": "a", "run": "x", "command": "y"}, StepSpec)
+
+
+def test_step_key_is_stable_per_workflow_and_step_and_distinct_from_the_run_lease() -> None:
+    """Every attempt of a step shares one key; a run's lease key never collides with it."""
+    from protocols.pipelines import run_lease_key, step_key
+
+    assert step_key("wf-1", "build") == step_key("wf-1", "build") == "wf-1.build"
+    assert step_key("wf-1", "build") != step_key("wf-1", "test")
+    assert run_lease_key("wf-1") == "wf-1"
+    assert "." not in run_lease_key("wf-1")
+
+
+def test_step_lease_and_attempt_fields_round_trip() -> None:
+    """A lease, and a result's attempt and its reason, survive the wire."""
+    from protocols.pipelines import StepLease, StepResult
+
+    lease = StepLease(workflow_id="wf", runner="r-1", token=7, step="s", attempt=2)
+    assert msgspec.msgpack.decode(encode(lease), type=StepLease) == lease
+    result = StepResult(name="s", state="succeeded", attempt=2, attempt_reason="runner_lost")
+    assert msgspec.msgpack.decode(encode(result), type=StepResult) == result

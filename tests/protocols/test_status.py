@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import pytest
 
@@ -23,6 +25,23 @@ def test_subjects_are_per_workflow_and_captured_by_the_stream() -> None:
     assert status.update_subject("wf-1") == "troupe.status.updates.wf-1"
     assert status.EVENTS_SUBJECTS.removesuffix(">") in status.event_subject("x")
     assert status.UPDATES_SUBJECTS.removesuffix(">") in status.update_subject("x")
+
+
+def test_durations_key_is_a_valid_kv_key() -> None:
+    """Plain template names are kept, others hashed to a stable valid key."""
+    assert status.durations_key("ci-build_2") == "ci-build_2"
+    hashed = status.durations_key("my template: v2")
+    assert hashed.startswith("h.")
+    assert hashed == status.durations_key("my template: v2")
+    assert re.fullmatch(r"[-/_=.a-zA-Z0-9]+", hashed)
+
+
+def test_dedup_ids_are_one_per_workflow_and_state() -> None:
+    """A producer's transition and a sweep's deadline event have stable, distinct dedup ids."""
+    assert status.transition_msg_id("wf-1", "queued") == "wf-1.queued"
+    assert status.transition_msg_id("wf-1", "queued") != status.transition_msg_id("wf-2", "queued")
+    assert status.deadline_msg_id("wf-1") == "wf-1.deadline"
+    assert status.deadline_msg_id("wf-1") != status.transition_msg_id("wf-1", "timed_out")
 
 
 @pytest.mark.parametrize(

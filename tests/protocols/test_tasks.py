@@ -17,6 +17,7 @@ from protocols.tasks import (
     RejectionCode,
     TaskRecord,
     TaskSubmitted,
+    submit_msg_id,
 )
 
 
@@ -24,6 +25,11 @@ def test_rejection_codes_list_every_code_once() -> None:
     """REJECTION_CODES and the RejectionCode literal agree."""
     assert set(REJECTION_CODES) == set(typing.get_args(RejectionCode))
     assert len(set(REJECTION_CODES)) == len(REJECTION_CODES)
+
+
+def test_a_submission_is_deduplicated_by_its_task_id() -> None:
+    """The Nats-Msg-Id of a submission is its task id, so re-sends store it once."""
+    assert submit_msg_id("wf-1") == "wf-1"
 
 
 @pytest.mark.parametrize("task_id", ["", "a b", "a.b", "x" * 129, "a/b", "a*"])

@@ -16,6 +16,7 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "EventSink",
+    "OutputSink",
     "StepExecution",
     "StepRequest",
     "StopSignal",
@@ -23,6 +24,9 @@ __all__ = [
 
 EventSink = Callable[[LineEvent], Awaitable[None]]
 """Receives ``::progress`` / ``::message`` reports while a step runs."""
+
+OutputSink = Callable[[Literal["stdout", "stderr"], str], None]
+"""Receives every line of a step's output as it is read (must not block)."""
 
 
 class BackendUnavailable(Exception):
@@ -40,6 +44,7 @@ class StepRequest:
         env: the step's complete environment.
         workdir: host directory holding the staged inputs; outputs are expected there.
         timeout: seconds before the step is killed, if bounded.
+        output: receives each output line as it is read (backends that can).
     """
 
     workflow_id: str
@@ -48,6 +53,7 @@ class StepRequest:
     env: dict[str, str]
     workdir: Path
     timeout: float | None
+    output: OutputSink | None = None
 
 
 @dataclass(slots=True)
@@ -89,13 +95,22 @@ class StopSignal:
 
     kind: StopKind | None = None
     reason: str = ""
+    immediate: bool = False
+    """Kill at once, without the SIGTERM grace (the run lost its lease: fenced)."""
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def stop(self, kind: StopKind, reason: str) -> None:
-        """Ask to stop; the first call decides the kind and reason."""
+    def stop(self, kind: StopKind, reason: str, *, immediate: bool = False) -> None:
+        """Ask to stop; the first call decides the kind and reason.
+
+        Args:
+            kind: why.
+            reason: in words.
+            immediate: kill step processes at once (any call may ask for it).
+        """
         if self.kind is None:
             self.kind = kind
             self.reason = reason
+        self.immediate = self.immediate or immediate
         self._event.set()
 
     @property

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.breaker_supervisor.classify import (
+from actors.breaker_supervisor.client import (
     DEFAULT_RULES,
     ClassifyRules,
     classify_exception,

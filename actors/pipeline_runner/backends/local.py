@@ -2,12 +2,19 @@
 
 Each step runs in a new session (so its whole process tree is one process
 group), in its workspace directory, with only the environment the runner
-gives it, under ``setrlimit`` limits, and with ``PR_SET_PDEATHSIG`` so it dies
-with the runner. Its output is read in chunks (no line-length limit), counted
-against the output cap, scanned for ``::progress`` / ``::message`` lines and
-trimmed to a tail. A timeout, a stop request or an exceeded cap kills the
-whole group (SIGTERM, then SIGKILL after a grace period); after any ending the
-group is SIGKILLed, so nothing a step started outlives it.
+gives it (nothing is inherited from the runner's own), under ``setrlimit``
+limits, and with ``PR_SET_PDEATHSIG`` so it dies with the runner; it is
+started without forking the runner (``vfork`` and a small exec shim, see
+:mod:`~actors.pipeline_runner.backends.spawn`). When the runner runs as
+root, the step runs as an unprivileged user (``nobody`` unless configured),
+which owns its working directory and cannot read the troupe's state
+directory, secrets or other processes' environments. Its output is
+read in chunks (no line-length limit), counted against the output cap,
+scanned for ``::progress`` / ``::message`` lines, handed line by line to
+the request's output sink (live logs) and trimmed to a tail. A
+timeout, a stop request or an exceeded cap kills the whole group (SIGTERM,
+then SIGKILL after a grace period); after any ending the group is SIGKILLed,
+so nothing a step started outlives it.
 """
 
 from __future__ import annotations
@@ -16,42 +23,72 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
+import pwd
 import signal
-from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
 
-from actors.breaker_supervisor.classify import DEFAULT_RULES, ClassifyRules, classify_exit
-from actors.pipeline_runner.backends.base import EventSink, StepExecution, StepRequest, StopSignal
+from actors.breaker_supervisor.client import DEFAULT_RULES, ClassifyRules, classify_exit
+from actors.pipeline_runner.backends.base import (
+    EventSink,
+    OutputSink,
+    StepExecution,
+    StepRequest,
+    StopSignal,
+)
+from actors.pipeline_runner.backends.spawn import StepUser, find_shim, start
 from actors.pipeline_runner.config import Limits
 from actors.pipeline_runner.state import Tail, parse_line
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.lifeline import die_with_parent
+from actors.runtime.errors import ConfigError
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "StepUser", "step_user"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 
 
-def _child_setup(limits: Limits) -> Callable[[], None]:
-    """Return the ``preexec_fn`` applying ``limits`` in the forked child."""
+def step_user(name: str | None) -> StepUser | None:
+    """Return the account steps run as: ``name`` when this process is root, else ``None``.
 
-    def setup() -> None:
-        die_with_parent(signal.SIGKILL)
-        caps = (
-            (resource.RLIMIT_AS, limits.memory_bytes),
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-            (resource.RLIMIT_NOFILE, limits.open_files),
-            (resource.RLIMIT_FSIZE, limits.file_bytes),
-        )
-        for which, value in caps:
-            if value:
-                _, hard = resource.getrlimit(which)
-                soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
-                resource.setrlimit(which, (soft, hard))
+    A process that is not root cannot change user, so its steps run as itself.
 
-    return setup
+    Raises:
+        ConfigError: ``name`` is not an account of this machine, or is root.
+    """
+    if not name or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError("step_user", f"no user {name!r} on this machine") from None
+    if entry.pw_uid == 0:
+        raise ConfigError("step_user", f"{name!r} is root; steps must not run as root")
+    return StepUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def _hand_over(workdir: Path, user: StepUser, root: Path | None) -> None:
+    """Give ``user`` its working directory and a way to reach it.
+
+    Everything under ``workdir`` (staged inputs included) becomes the user's;
+    the directories from ``root`` down to it get the others' search bit only
+    (no listing), so the user can reach its own directory and nothing else.
+    """
+    for dirpath, dirnames, filenames in os.walk(workdir):
+        for name in (*dirnames, *filenames):
+            os.lchown(Path(dirpath) / name, user.uid, user.gid)
+    os.chown(workdir, user.uid, user.gid)
+    if root is None:
+        return
+    parent = workdir.parent
+    while parent != parent.parent and (parent == root or root in parent.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod((mode & 0o7777) | 0o001)
+        if parent == root:
+            break
+        parent = parent.parent
 
 
 class LocalBackend:
@@ -64,6 +101,14 @@ class LocalBackend:
         kill_grace: seconds between SIGTERM and SIGKILL.
         clock: time source of durations and timeouts.
         rules: exit-code classification rules.
+        user: the account steps run as (see :func:`step_user`); ``None`` runs
+            them as this process's user.
+        workspace_root: directory the working directories live under; the
+            directories between it and a working directory are made searchable
+            for ``user``.
+        fast_spawn: start steps through the exec shim of
+            :mod:`~actors.pipeline_runner.backends.spawn` (``vfork``) where it is
+            available; ``False`` always forks with a ``preexec_fn``.
     """
 
     name = "local"
@@ -77,6 +122,9 @@ class LocalBackend:
         kill_grace: float = 2.0,
         clock: Clock = system_clock,
         rules: ClassifyRules = DEFAULT_RULES,
+        user: StepUser | None = None,
+        workspace_root: Path | None = None,
+        fast_spawn: bool = True,
     ) -> None:
         self._limits = limits or Limits()
         self._output_cap = output_cap
@@ -84,7 +132,10 @@ class LocalBackend:
         self._kill_grace = kill_grace
         self._clock = clock
         self._rules = rules
+        self._user = user
+        self._workspace_root = workspace_root
         self._groups: set[int] = set()
+        self._shim = find_shim() if fast_spawn else None
 
     async def execute(
         self, request: StepRequest, stop: StopSignal, events: EventSink
@@ -98,15 +149,17 @@ class LocalBackend:
                 error_class="cancelled" if stop.kind == "cancelled" else "timeout",
             )
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *request.argv,
-                cwd=request.workdir,
+            if self._user is not None:
+                await asyncio.to_thread(
+                    _hand_over, Path(request.workdir), self._user, self._workspace_root
+                )
+            proc = await start(
+                request.argv,
+                cwd=Path(request.workdir),
                 env=request.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_child_setup(self._limits),
+                limits=self._limits,
+                user=self._user,
+                shim=self._shim,
             )
         except OSError as exc:
             return StepExecution(
@@ -124,8 +177,21 @@ class LocalBackend:
         assert proc.stdout is not None
         assert proc.stderr is not None
         pumps = [
-            asyncio.create_task(self._pump(proc.stdout, out_tail, counted, overflow, events)),
-            asyncio.create_task(self._pump(proc.stderr, err_tail, counted, overflow, None)),
+            asyncio.create_task(
+                self._pump(
+                    proc.stdout,
+                    out_tail,
+                    counted,
+                    overflow,
+                    events,
+                    sink=(request.output, "stdout"),
+                )
+            ),
+            asyncio.create_task(
+                self._pump(
+                    proc.stderr, err_tail, counted, overflow, None, sink=(request.output, "stderr")
+                )
+            ),
         ]
         waits: dict[str, asyncio.Task[object]] = {
             "exit": asyncio.create_task(proc.wait()),
@@ -138,7 +204,9 @@ class LocalBackend:
         try:
             done, _ = await asyncio.wait(waits.values(), return_when=asyncio.FIRST_COMPLETED)
             ended = next(k for k, t in waits.items() if t in done)
-            if ended != "exit":
+            if ended == "stop" and stop.immediate:
+                self._kill_group(pgid)  # fenced: not a moment longer
+            elif ended != "exit":
                 await self._terminate(pgid, waits["exit"])
         finally:
             self._kill_group(pgid)
@@ -213,7 +281,10 @@ class LocalBackend:
         counted: list[int],
         overflow: asyncio.Event,
         events: EventSink | None,
+        *,
+        sink: tuple[OutputSink | None, Literal["stdout", "stderr"]] = (None, "stdout"),
     ) -> None:
+        output, name = sink
         pending = b""
         while True:
             chunk = await stream.read(_CHUNK)
@@ -232,12 +303,17 @@ class LocalBackend:
             for raw in lines:
                 line = raw.decode(errors="replace")
                 tail.add(line)
+                if output is not None:
+                    output(name, line)
                 if events is not None and line.startswith("::"):
                     event = parse_line(line)
                     if event is not None:
                         await events(event)
         if pending:
-            tail.add(pending.decode(errors="replace"))
+            line = pending.decode(errors="replace")
+            tail.add(line)
+            if output is not None:
+                output(name, line)
 
     async def _terminate(self, pgid: int, exited: asyncio.Task[object]) -> None:
         """SIGTERM the group, then SIGKILL it if the leader outlives the grace period."""

@@ -11,6 +11,7 @@ from actors.agent_registry.config import RegistryConfig
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from protocols.agents import JOINED_SUBJECT, LEFT_SUBJECT, AgentJoined, AgentLeft
+from protocols.headers import EVENT_ENCODING
 
 FAST = RegistryConfig(sweep_interval_s=0.05, expiry_grace_s=0.2, janitor_interval_s=0.2)
 """Presence settings for tests: quick sweeps."""
@@ -26,12 +27,12 @@ async def registry(bus: Bus) -> AsyncIterator[AgentRegistry]:
 
 @pytest.fixture
 async def presence(bus: Bus) -> AsyncIterator[list[AgentJoined | AgentLeft]]:
-    """Every AgentJoined / AgentLeft published, in order of arrival."""
+    """Every AgentJoined / AgentLeft published, in order of arrival (read as JSON)."""
     seen: list[AgentJoined | AgentLeft] = []
     codec = Codec.of(AgentJoined | AgentLeft)
 
     async def record(msg: object) -> None:
-        seen.append(codec.decode(msg.data))  # type: ignore[attr-defined]
+        seen.append(codec.decode(msg.data, EVENT_ENCODING))  # type: ignore[attr-defined]
 
     subs = [await bus.nc.subscribe(s, cb=record) for s in (JOINED_SUBJECT, LEFT_SUBJECT)]
     await bus.nc.flush()

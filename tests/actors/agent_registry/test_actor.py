@@ -55,9 +55,7 @@ async def test_clean_shutdown_publishes_left_deregistered(
     agent = Agent("stats-1", capabilities=["text.stats"], interval=INTERVAL)
     async with agent.running(bus):
         await eventually(lambda: find(bus, "text.stats"))
-    left = await eventually(
-        lambda: _async([e for e in presence if isinstance(e, AgentLeft)]), timeout=2.0
-    )
+    left = await eventually(lambda: _async([e for e in presence if isinstance(e, AgentLeft)]))
     assert left[0].agent_id == "stats-1"
     assert left[0].reason == "deregistered"
     assert await find(bus, "text.stats") == []
@@ -77,17 +75,15 @@ async def test_silent_agent_is_suspect_then_leaves_within_ttl_and_one_interval(
         lambda: _async(
             [v for v in registry.index.views(registry.clock.monotonic()) if v.presence == "suspect"]
         ),
-        timeout=3 * INTERVAL,
     )
     left = await eventually(
         lambda: _async([e for e in presence if isinstance(e, AgentLeft)]),
-        timeout=agent.ttl + INTERVAL + 1.0,
         interval=0.01,
     )
     assert time.monotonic() - silenced <= agent.ttl + INTERVAL + 0.5
     assert left[0].reason == "expired"
     assert (await listed(bus)).agents == []
-    agent._kv = None  # nothing to deregister
+    agent._heartbeats = None  # nothing to deregister
     await agent.stop(grace=0.1)
 
 
@@ -147,21 +143,22 @@ async def test_index_stays_exact_with_200_agents_heartbeating(
 ) -> None:
     """200 agents in one process: the index holds exactly them, then exactly the survivors."""
     agents = [
-        Agent(f"swarm-{i:03d}", capabilities=["swarm"], interval=0.5, ttl_multiple=4)
+        # A 10 s lease: the loop of one process beating for 200 may lag on a busy machine.
+        Agent(f"swarm-{i:03d}", capabilities=["swarm"], interval=1.0, ttl_multiple=10)
         for i in range(200)
     ]
     await asyncio.gather(*(a.start(bus) for a in agents))
     try:
         expected = {a.agent_id for a in agents}
-        await eventually(lambda: _async(registry.index.ids() == expected), timeout=5)
+        await eventually(lambda: _async(registry.index.ids() == expected))
         for _ in range(3):  # across several heartbeat rounds nobody flickers out
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             views = (await listed(bus)).agents
             assert {v.info.agent_id for v in views} == expected
             assert all(v.presence == "live" for v in views)
         await asyncio.gather(*(a.stop(grace=0.1) for a in agents[100:]))
         survivors = {a.agent_id for a in agents[:100]}
-        await eventually(lambda: _async(registry.index.ids() == survivors), timeout=5)
+        await eventually(lambda: _async(registry.index.ids() == survivors))
         assert len(await find(bus, "swarm", limit=1000)) == 100
         assert registry.left == 100
     finally:

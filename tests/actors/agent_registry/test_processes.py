@@ -21,7 +21,8 @@ from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from actors.runtime.testing import eventually
 from actors.sdk import Agent, Task
-from actors.task_manager.agents import AgentDispatcher
+from actors.task_manager.actor import TaskManager
+from actors.task_manager.config import TaskManagerConfig
 from protocols.agents import LIST_SUBJECT, AgentJoined, AgentLeft, AgentList, ListAgents
 from protocols.status import StatusEvent, WorkflowTransition
 from protocols.tasks import TaskSubmitted
@@ -122,7 +123,10 @@ async def test_killed_agent_leaves_within_ttl_and_its_task_completes_elsewhere(
         "60",
     ]
     config = DispatchConfig(deadline_s=10.0, poll_interval_s=0.1)
-    async with AgentDispatcher(bus, config=config) as dispatcher:
+    manager = TaskManager(config=TaskManagerConfig(dispatch=config))
+    async with manager.running(bus):
+        dispatcher = manager.agents
+        assert dispatcher is not None
         with spawn(slow, tmp_path / "agent.log") as doomed:
             await eventually(lambda: _async("doomed-1" in registry.index), timeout=20)
             await dispatcher.dispatch(

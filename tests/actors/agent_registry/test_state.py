@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.agent_registry.state import (
@@ -237,3 +237,92 @@ def test_index_answers_membership_and_lookup_by_id() -> None:
     index.remove("a")
     assert "a" not in index
     assert index.get("a") is None
+
+
+def _find_by_sorting_everyone(
+    index: AgentIndex, agents: dict[str, tuple[AgentInfo, float]], query: FindAgents, now: float
+) -> list[tuple[str, float]]:
+    """The order ``find`` promises, computed the slow way: sort every matching agent."""
+    rows = []
+    for agent_id, (agent, seen) in agents.items():
+        if not matches(agent, query.capability, query.min_version, query.labels):
+            continue
+        if not query.include_suspect and now - seen > agent.interval_s * index.suspect_after:
+            continue
+        rows.append(((agent.load / agent.capacity, agent.load, -seen, agent_id), agent_id))
+    return [(agent_id, agents[agent_id][1]) for _, agent_id in sorted(rows)[: query.limit]]
+
+
+few_ids = st.sampled_from(["a1", "a10", "a2", "b", "a20"])
+beats = st.tuples(
+    st.just("beat"),
+    few_ids,
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.sampled_from([("x@1",), ("x@2", "y")]),
+    st.sampled_from([0.0, 0.0, -1.0, -3.0]),  # ties, and late observations
+    st.sampled_from([{}, {"zone": "a"}]),
+    st.sampled_from([2.0, 3.0]),
+)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick")),
+        beats,
+        beats,
+        st.tuples(st.just("leave"), few_ids),
+        st.tuples(st.just("sweep"), st.sampled_from([0.0, 1.0, 2.5, 4.0])),
+        st.tuples(
+            st.just("find"),
+            st.sampled_from(["x", "y", "z"]),
+            st.sampled_from(["0", "2"]),
+            st.integers(1, 4),
+            st.booleans(),
+            st.sampled_from([{}, {}, {"zone": "a"}]),
+        ),
+    ),
+    min_size=20,
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_find_answers_as_sorting_every_matching_agent_would(
+    script: list[tuple[object, ...]],
+) -> None:
+    """Whatever heartbeats arrive (ties, late ones, load changes), find keeps its order
+    and the expired agents are those past their TTL."""
+    index = AgentIndex(expiry_grace=0.5)
+    agents: dict[str, tuple[AgentInfo, float]] = {}
+    now = 10.0
+    for step in script:
+        if step[0] == "tick":
+            now += 0.5
+        elif step[0] == "beat":
+            _, agent_id, load, capacity, caps, shift, labels, ttl = step
+            assert isinstance(agent_id, str)
+            agent = info(agent_id, caps, load=load, capacity=capacity, labels=labels, ttl=ttl)  # type: ignore[arg-type]
+            seen = now + shift  # type: ignore[operator]
+            index.heartbeat(agent, seen)
+            previous = agents.get(agent_id)
+            agents[agent_id] = (agent, max(seen, previous[1]) if previous else seen)
+        elif step[0] == "sweep":
+            at = now + step[1]  # type: ignore[operator]
+            past = [a for a, (ag, seen) in agents.items() if at - seen > ag.ttl_s + 0.5]
+            assert index.expired(at) == sorted(past)
+        elif step[0] == "leave":
+            assert isinstance(step[1], str)
+            index.remove(step[1])
+            agents.pop(step[1], None)
+        else:
+            _, capability, minimum, limit, suspect, labels = step
+            query = FindAgents(
+                capability=capability,  # type: ignore[arg-type]
+                min_version=minimum,  # type: ignore[arg-type]
+                limit=limit,  # type: ignore[arg-type]
+                include_suspect=suspect,  # type: ignore[arg-type]
+                labels=labels,  # type: ignore[arg-type]
+            )
+            got = [(v.info.agent_id, now - v.last_seen_s) for v in index.find(query, now)]
+            want = _find_by_sorting_everyone(index, agents, query, now)
+            assert [a for a, _ in got] == [a for a, _ in want]

@@ -10,7 +10,7 @@ from actors.breaker_supervisor.actor import BreakerSupervisor
 from actors.breaker_supervisor.config import BreakerConfig, SupervisorConfig
 from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
 from actors.runtime.bus import Bus
-from actors.runtime.dispatch import ConsumerRuntime
+from actors.runtime.consumer import ConsumerRuntime
 from actors.runtime.testing import ManualClock
 
 FAST = BreakerConfig(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,11 +15,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from actors.breaker_supervisor.actor import DURABLE, BreakerSupervisor
+from actors.breaker_supervisor.client import control_breaker, list_breakers
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
 from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
+from actors.runtime.errors import BadRequest, NotFound
 from actors.runtime.testing import ManualClock, eventually
 from actors.topology import BREAKER_REPORTS
 from protocols.breakers import (
@@ -33,6 +34,7 @@ from protocols.breakers import (
     BreakerTransitionEvent,
     ListBreakers,
 )
+from protocols.headers import EVENT_ENCODING
 from tests.actors.behaviour import ActorBehaviour
 
 pytestmark = pytest.mark.integration
@@ -45,7 +47,7 @@ async def until_state(view: BreakerView, key: str, state: BreakerState) -> None:
         status = view.status(key)
         return status is not None and status.state == state
 
-    await eventually(check, timeout=5.0)
+    await eventually(check, what=f"{key} {state} in the view")
 
 
 async def guarded(view: BreakerView, key: str, executed: list[str]) -> bool:
@@ -90,17 +92,20 @@ async def test_open_breaker_half_opens_on_time_without_traffic(
     codec = Codec.of(BreakerTransitionEvent)
 
     async def on_event(msg: object) -> None:
-        events.append(codec.decode(msg.data))  # type: ignore[attr-defined]
+        events.append(codec.decode(msg.data, EVENT_ENCODING))  # type: ignore[attr-defined]
 
     sub = await bus.nc.subscribe(EVENTS_SUBJECTS, cb=on_event)
     await fail_n(reporter, "image:a", 4)
     await until_state(view, "image:a", "open")
     clock.advance(9.0)
-    await asyncio.sleep(0.05)
+    # The timer has handled t+9 once it sleeps again, for the one second left.
+    await eventually(lambda: pytest.approx(1.0) in clock.sleepers())
+    listed = await bus.request(LIST_SUBJECT, ListBreakers(), BreakerList)
+    assert [s.state for s in listed.items] == ["open"]
     assert view.status("image:a").state == "open"  # type: ignore[union-attr]
     clock.advance(1.0)
     await until_state(view, "image:a", "half_open")
-    await eventually(lambda: asyncio.sleep(0, len(events) >= 2), timeout=5.0)
+    await eventually(lambda: len(events) >= 2)
     await sub.unsubscribe()
     assert [(e.from_state, e.to_state) for e in events] == [
         ("closed", "open"),
@@ -135,7 +140,7 @@ async def test_probe_success_closes_and_probe_failure_reopens_with_longer_wait(
     await until_state(view, "image:a", "closed")
     assert view.allows("image:a")
     assert len(executed) == 4
-    await eventually(lambda: asyncio.sleep(0, not view._claims), timeout=5.0)
+    await eventually(lambda: not view._claims)
 
 
 async def test_slow_calls_above_the_threshold_open_the_breaker(
@@ -169,7 +174,7 @@ async def test_control_and_list_endpoints_force_open_disable_and_reset(
     assert view.allows("agent:x")
     assert (await control("agent:x", "reset")).items[0].state == "closed"
     await fail_n(reporter, "image:y", 1)
-    await eventually(lambda: asyncio.sleep(0, view.status("image:y")), timeout=5.0)
+    await eventually(lambda: view.status("image:y"))
     listed = await bus.request(LIST_SUBJECT, ListBreakers(), BreakerList)
     assert [s.key for s in listed.items] == ["agent:x", "image:y"]
     only = await bus.request(LIST_SUBJECT, ListBreakers(prefix="image:"), BreakerList)
@@ -188,7 +193,7 @@ async def test_state_and_windows_survive_a_restart(
         await fail_n(reporter, "image:a", 3)
         await fail_n(reporter, "image:b", 4)
         await until_state(view, "image:b", "open")
-        await eventually(lambda: asyncio.sleep(0, first.metrics.reports == 7), timeout=5.0)
+        await eventually(lambda: first.metrics.reports == 7)
     clock.advance(10.0)  # image:b's wait passes while no supervisor runs
     assert view.state("image:b") == "half_open"
     async with BreakerSupervisor(clock=clock, config=config).running(bus) as second:
@@ -214,7 +219,7 @@ async def test_metrics_appear_in_srv_stats_and_opentelemetry(
         reporter.report("image:a", ok=False, duration_s=0.1, error_class="cancelled")
         reporter.report("image:a", ok=True, duration_s=2.0)
         await reporter.flush()
-        await eventually(lambda: asyncio.sleep(0, actor.metrics.reports == 3), timeout=5.0)
+        await eventually(lambda: actor.metrics.reports == 3)
         msg = await bus.nc.request("$SRV.STATS.breaker_supervisor", b"", timeout=5.0)
         stats = json.loads(msg.data)
         [consumer] = [e for e in stats["endpoints"] if e["name"] == DURABLE]
@@ -316,3 +321,35 @@ class TestBreakerSupervisorBehaviour(ActorBehaviour):
     @pytest.fixture
     def actor_factory(self) -> Callable[[], Actor]:
         return lambda: BreakerSupervisor(config=SupervisorConfig())
+
+
+async def test_control_refuses_unknown_kinds_and_resetting_a_breaker_that_does_not_exist(
+    bus: Bus, supervisor: BreakerSupervisor
+) -> None:
+    """'breakers reset nosuch:key' errors instead of creating a phantom breaker."""
+    with pytest.raises(BadRequest, match="KIND:NAME"):
+        await control_breaker(bus, "nosuch:key", "reset")
+    with pytest.raises(NotFound, match="backend:ghost"):
+        await control_breaker(bus, "backend:ghost", "reset")
+    assert (await list_breakers(bus, "backend:ghost")).items == []
+
+
+async def test_a_report_that_changes_no_status_writes_only_the_snapshot(
+    bus: Bus, supervisor: BreakerSupervisor, reporter: OutcomeReporter
+) -> None:
+    """Once the window is full of successes, another success stores its snapshot, not the status."""
+    await fail_n(reporter, "image:steady", 4, ok=True)  # fills the window of 4
+
+    async def acked() -> bool:
+        info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
+        return (info.num_pending, info.num_ack_pending) == (0, 0)
+
+    await eventually(acked)
+    statuses = (await bus.js.stream_info("KV_troupe-breakers")).state.last_seq
+    snapshots = (await bus.js.stream_info("KV_troupe-breaker-snapshots")).state.last_seq
+    await fail_n(reporter, "image:steady", 3, ok=True)
+    await eventually(acked)
+    assert (await bus.js.stream_info("KV_troupe-breaker-snapshots")).state.last_seq == snapshots + 3
+    assert (await bus.js.stream_info("KV_troupe-breakers")).state.last_seq == statuses
+    listed = await list_breakers(bus, "image:steady")
+    assert [(s.state, s.calls, s.failure_rate) for s in listed.items] == [("closed", 4, 0.0)]

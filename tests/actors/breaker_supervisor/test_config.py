@@ -50,13 +50,14 @@ def test_count_window_judges_after_at_most_its_size() -> None:
 
 
 def test_longest_key_prefix_picks_the_config() -> None:
-    """image:, backend:, agent: have their own defaults; a longer prefix wins."""
+    """image:, backend:, step:, template:, agent: have their own defaults; longest wins."""
     special = BreakerConfig(wait_open=1, max_wait_open=1)
     cfg = SupervisorConfig(prefixes={**DEFAULT_PREFIXES, "image:ghcr.io/": special})
     assert cfg.for_key("image:ghcr.io/x") is special
     assert cfg.for_key("image:alpine") is DEFAULT_PREFIXES["image:"]
     assert cfg.for_key("backend:dagger").window == "time"
-    assert cfg.for_key("step:build") is cfg.default
+    assert cfg.for_key("step:p/build") is DEFAULT_PREFIXES["step:"]
+    assert cfg.for_key("operation:sync") is cfg.default
     with pytest.raises(ConfigError, match="prefixes"):
         SupervisorConfig(prefixes={"": special})
     with pytest.raises(ConfigError, match="dedup_depth"):
@@ -75,7 +76,8 @@ def test_yaml_file_overrides_defaults_and_names_bad_settings(tmp_path: Path) -> 
     assert cfg.for_key("image:x").wait_open == 5
     assert cfg.for_key("image:x").wait_multiplier == 2.0
     assert cfg.for_key("step:x").record_classes == frozenset({"timeout"})
-    assert cfg.for_key("step:x").window_size == 7
+    assert cfg.for_key("step:x").window_size == 10  # from the built-in step: prefix
+    assert cfg.for_key("operation:x").window_size == 7
     assert SupervisorConfig.from_env({}) == SupervisorConfig()
     path.write_text("prefixes:\n  'image:': {wait_open: -1}\n")
     with pytest.raises(ConfigError, match=r"prefixes\[image:\]\.wait_open"):

@@ -17,7 +17,9 @@ from actors.breaker_supervisor.retry import (
     NO_RETRY,
     POLICIES,
     RetryPolicy,
+    policy_from_spec,
     policy_named,
+    with_pipeline_policies,
 )
 from actors.breaker_supervisor.view import OutcomeReporter
 from actors.runtime.actor import Actor
@@ -28,6 +30,7 @@ from actors.runtime.testing import eventually
 from actors.runtime.topology import StreamSpec
 from protocols.base import Message
 from protocols.errors import ERROR_CLASSES
+from protocols.pipelines import RetryPolicySpec
 
 
 class Fixed:
@@ -188,8 +191,22 @@ async def test_permanent_failure_is_not_retried(bus: Bus, reporter: OutcomeRepor
             info = await bus.js.consumer_info(FLAKY_STREAM.name, "step-worker")
             return info.num_ack_pending == 0 and info.num_pending == 0
 
-        await eventually(settled, timeout=5.0)
+        await eventually(settled)
         info = await bus.js.consumer_info(FLAKY_STREAM.name, "step-worker")
     assert worker.outcome["broken"] == "failed:permanent"
     assert len(worker.deliveries["broken"]) == 1
     assert info.num_redelivered == 0
+
+
+def test_pipeline_policies_are_data_added_to_the_built_ins() -> None:
+    """A RetryPolicySpec becomes a policy by name; built-ins stay and cannot be redefined."""
+    spec = RetryPolicySpec(attempts=4, base_delay=0.5, max_delay=2.0, jitter="none")
+    known = with_pipeline_policies({"mine": spec})
+    assert set(POLICIES) < set(known)
+    mine = policy_named("mine", known)
+    assert mine.max_attempts == 4
+    assert [mine.next_delay(n, "transient") for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, None]
+    with pytest.raises(ConfigError, match=r"retry_policies\.default"):
+        with_pipeline_policies({"default": spec})
+    with pytest.raises(ConfigError, match=r"retry_policies\.bad\.max_delay"):
+        policy_from_spec("bad", RetryPolicySpec(base_delay=3.0, max_delay=1.0))

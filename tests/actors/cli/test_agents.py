@@ -74,6 +74,12 @@ async def _check_commands(nats_url: str) -> None:
     code, out = await troupe("agents", "find", "text.stats", "--nats-url", nats_url)
     assert code == 0
     assert "stats-1" in out
+    # The --requires syntax works here too.
+    code, out = await troupe("agents", "find", "text.stats>=1.0", "--nats-url", nats_url)
+    assert code == 0, out
+    assert "stats-1" in out
+    code, _ = await troupe("agents", "find", "text.stats@2", "--nats-url", nats_url)
+    assert code == 1
 
 
 async def _async(value: object) -> object:

@@ -9,6 +9,7 @@ import pytest
 from actors.breaker_supervisor.actor import BreakerSupervisor
 from actors.cli import main
 from actors.cli.breakers import format_table
+from actors.cli.options import EXIT_UNAVAILABLE
 from actors.runtime.bus import Bus
 from protocols.breakers import BreakerStatus
 
@@ -54,7 +55,8 @@ async def test_breakers_command_opens_disables_resets_and_lists(
 
     async def cli(*argv: str) -> tuple[int, str]:
         code = await asyncio.to_thread(main, ["breakers", *argv, "--nats-url", nats_url])
-        return code, capsys.readouterr().out
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
 
     async with BreakerSupervisor().running(bus):
         code, out = await cli()
@@ -72,6 +74,14 @@ async def test_breakers_command_opens_disables_resets_and_lists(
         code, out = await cli("open")
         assert code == 2
         assert "KEY is required" in out
+        code, out = await cli("reset", "nosuch:key")
+        assert code == 1
+        assert "not a breaker key" in out
+        code, out = await cli("reset", "image:never-seen")
+        assert code == 1
+        assert "no breaker 'image:never-seen'" in out
+        code, out = await cli("list", "image:never-seen")
+        assert (code, out.strip()) == (0, "no breakers yet")
     code, out = await cli()
-    assert code == 1
-    assert "troupe breakers:" in out
+    assert code == EXIT_UNAVAILABLE
+    assert out.startswith("troupe breakers: no actor answers")

@@ -7,10 +7,12 @@ import io
 import sys
 import time
 
+import msgspec
 import pytest
 
-from actors.cli.status import EXIT_CODES, exit_code, follow, format_view
+from actors.cli.follow import EXIT_CODES, exit_code, follow, format_view
 from actors.runtime.bus import Bus
+from actors.runtime.errors import NotFound, Unavailable
 from actors.status_tracker import StatusTracker
 from protocols.status import WorkflowView
 from tests.actors.status_tracker.histories import history, send_all
@@ -117,4 +119,37 @@ async def test_cli_commands_and_watch_exit_codes(bus: Bus, nats_url: str) -> Non
     assert results[4][0] == 2
     ls, ls_out, _ = results[5]
     assert ls == 0
-    assert [line.split()[0] for line in ls_out.splitlines()] == ["c-bad"]
+    header, *rows = ls_out.splitlines()
+    assert header.split() == ["ID", "STATE", "TEMPLATE", "PROGRESS", "CREATED"]
+    assert [line.split()[0] for line in rows] == ["c-bad"]
+    assert "100%" not in rows[0]
+    assert " ok " in rows[0]
+
+
+async def test_follow_of_an_unknown_workflow_that_must_exist_raises_not_found(bus: Bus) -> None:
+    """must_exist (``troupe watch``): an id the tracker does not know ends the follow at once."""
+    async with StatusTracker().running(bus):
+        with pytest.raises(NotFound):
+            await asyncio.wait_for(follow(bus, "f-unknown", out=io.StringIO(), must_exist=True), 15)
+
+
+async def test_follow_raises_unavailable_when_no_tracker_answers(bus: Bus) -> None:
+    """With no status tracker to ask, follow fails instead of waiting for ever."""
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(follow(bus, "f-nobody", out=io.StringIO()), 15)
+
+
+def test_each_retry_reads_differently_with_its_delay_and_reason() -> None:
+    """A retrying summary names the delivery and the delay, so watch prints every retry."""
+    first = WorkflowView(
+        workflow_id="r",
+        state="retrying",
+        created_at=T0,
+        updated_at=T0 + 1,
+        round=1,
+        next_attempt_at=T0 + 3.5,
+        reason="step flaky failed: exit code 75",
+    )
+    second = msgspec.structs.replace(first, round=2, updated_at=T0 + 5, next_attempt_at=T0 + 9)
+    assert "retry after delivery 1, next attempt in 2.5s (step flaky failed" in format_view(first)
+    assert format_view(second) != format_view(first)

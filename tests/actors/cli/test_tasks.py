@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from actors.cli import main
 from actors.cli.tasks import build_task, parse_params
+from actors.cli.validate import check_task
 from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
 from actors.runtime.handlers import RequestContext, endpoint
+from actors.runtime.testing import eventually
+from actors.status_tracker import StatusTracker
+from actors.status_tracker.client import get_workflow
 from actors.task_manager.actor import TaskManager
 from actors.task_manager.config import TaskManagerConfig
 from actors.task_manager.errors import TaskRejected
@@ -88,23 +93,6 @@ def test_build_task_refuses_a_bad_id() -> None:
         build_task("hello", {}, task_id="a b")
 
 
-def test_templates_lists_bundled_and_extra_templates(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`troupe templates` shows each template with its parameters."""
-    (tmp_path / "typed.toml").write_text(TYPED)
-    assert main(["templates", "--templates", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    for expected in (
-        "hello",
-        "data-pipeline",
-        "fanout",
-        "typed",
-        "--param limit=<int>  (required)",
-    ):
-        assert expected in out
-
-
 class ResultServer(Actor):
     """Stands in for the pipeline runner's result endpoint."""
 
@@ -133,7 +121,8 @@ async def test_submit_cancel_result_and_artifact_against_a_troupe(
     """submit prints the id (twice: one workflow), cancel answers, result and artifact fetch."""
     url = ["--nats-url", nats_url]
     manager = TaskManager(config=TaskManagerConfig())
-    ref = ArtifactRef(name="report.md", object_name="sha256-abc", size=5, digest="sha256:abc")
+    digest = "sha256:" + hashlib.sha256(b"# hi\n").hexdigest()
+    ref = ArtifactRef(name="report.md", object_name="sha256-abc", size=5, digest=digest)
     result = PipelineResult(
         workflow_id="wf-cli",
         state="succeeded",
@@ -146,7 +135,8 @@ async def test_submit_cancel_result_and_artifact_against_a_troupe(
             ),
         ],
     )
-    async with manager.running(bus), ResultServer(result).running(bus):
+    tracker = StatusTracker()
+    async with manager.running(bus), tracker.running(bus), ResultServer(result).running(bus):
         store = await bus.object_store(ARTIFACTS)
         await store.put("sha256-abc", b"# hi\n")
         assert await _run("submit", "hello", "--id", "wf-cli", "-p", "who=cli", *url) == 0
@@ -173,13 +163,93 @@ async def test_submit_cancel_result_and_artifact_against_a_troupe(
 
 
 @pytest.mark.integration
-async def test_cache_clear_without_runners_empties_the_shared_store(
+async def test_cache_clear_without_a_runner_exits_69_and_leaves_the_store(
     bus: Bus, nats_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With no runner to ask, `troupe cache clear` purges the shared object store itself."""
+    """With no runner to ask, `troupe cache clear` says to start one, exits 69, purges nothing."""
     store = await bus.object_store(STEP_CACHE)
     await store.put("k1", b"x")
-    assert await _run("cache", "clear", "--nats-url", nats_url) == 0
-    assert "step cache cleared" in capsys.readouterr().out
+    before = (await bus.js.stream_info(f"OBJ_{pipelines.CACHE_BUCKET}")).state.messages
+    assert await _run("cache", "clear", "--nats-url", nats_url) == 69
+    assert "no pipeline runner answers; start one" in capsys.readouterr().err
     info = await bus.js.stream_info(f"OBJ_{pipelines.CACHE_BUCKET}")
-    assert info.state.messages == 0
+    assert info.state.messages == before > 0
+
+
+@pytest.mark.integration
+async def test_submit_validates_first_and_waits_for_the_task_managers_answer(
+    bus: Bus, nats_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cycle is refused before submission; an unknown template exits 5 once rejected."""
+    url = ["--nats-url", nats_url]
+    cyclic = tmp_path / "cyclic.toml"
+    cyclic.write_text(
+        'name = "c"\n[[steps]]\nname = "a"\nrun = "true"\nneeds = ["b"]\n'
+        '[[steps]]\nname = "b"\nrun = "true"\nneeds = ["a"]\n'
+    )
+    manager = TaskManager(config=TaskManagerConfig())
+    async with manager.running(bus), StatusTracker().running(bus):
+        assert await _run("submit", str(cyclic), "--id", "wf-cycle", *url) == 5
+        assert "rejected before submission: cycle: " in capsys.readouterr().err
+        assert await _run("submit", "hellp", "--id", "wf-typo", *url) == 5
+        assert "rejected: unknown_template" in capsys.readouterr().err
+        assert await _run("submit", "hellp", "--id", "wf-typo-2", "--no-wait", *url) == 0
+        with pytest.raises(NotFound):
+            await get_workflow(bus, "wf-cycle")
+
+
+def test_validate_prints_the_plan_or_the_rejection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """troupe validate renders locally: stages, retry policies, breakers; exit 5 if rejected."""
+    assert main(["validate", "hello", "-p", "who=x"]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline hello: 2 steps in 2 stages" in out
+    assert "shout needs greet; no retry" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[[steps]]\nname = "a"\nrun = "true"\nretry = "aggressive"\n')
+    assert main(["validate", str(bad)]) == 5
+    assert "unknown_retry_policy: step 'a' names retry policy 'aggressive'" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.integration
+async def test_labels_are_stored_shown_and_filterable(
+    bus: Bus, nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--label team=qa reaches the workflow's view, status prints it, ls --label filters."""
+    url = ["--nats-url", nats_url]
+    async with TaskManager(config=TaskManagerConfig()).running(bus), StatusTracker().running(bus):
+        submit = ("submit", "hello", "-p", "who=qa", "--label", "team=qa", "--no-wait")
+        assert await _run(*submit, "--id", "wf-qa", *url) == 0
+        assert await _run("submit", "hello", "--id", "wf-dev", "--label", "team=dev", *url) == 0
+        capsys.readouterr()
+
+        async def labelled() -> bool:
+            view = await get_workflow(bus, "wf-qa")
+            return view.labels == {"team": "qa"}
+
+        await eventually(labelled)
+        assert await _run("status", "wf-qa", *url) == 0
+        assert "labels    team=qa" in capsys.readouterr().out
+        assert await _run("ls", "--label", "team=qa", *url) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert [row.split()[0] for row in rows] == ["wf-qa"]
+
+
+def test_an_agent_task_is_not_validated_as_a_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--requires: the target only labels the task, so no pipeline check refuses it."""
+    cyclic = tmp_path / "cyclic.toml"
+    cyclic.write_text(
+        'name = "c"\n[[steps]]\nname = "a"\nrun = "true"\nneeds = ["b"]\n'
+        '[[steps]]\nname = "b"\nrun = "true"\nneeds = ["a"]\n'
+    )
+    task = build_task(str(cyclic), {}, requires="text.stats")
+    with pytest.raises(TaskRejected, match="cycle"):
+        check_task(task, [])
+    unreachable = ["--nats-url", "nats://127.0.0.1:1"]
+    assert main(["submit", str(cyclic), "--requires", "text.stats", *unreachable]) == 69
+    assert "rejected" not in capsys.readouterr().err

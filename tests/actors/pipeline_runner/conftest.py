@@ -12,15 +12,18 @@ import psutil
 import pytest
 from nats.js.errors import KeyNotFoundError
 
+from actors.breaker_supervisor.actor import BreakerSupervisor
 from actors.pipeline_runner import PipelineRunner, RunnerConfig
 from actors.runtime.bus import Bus
 from actors.runtime.testing import eventually
+from actors.status_tracker import StatusTracker
 from actors.topology import PIPELINES, RESULTS, STATUS_EVENTS
 from protocols.pipelines import (
     RUN_SUBJECT,
     PipelineResult,
     PipelineRun,
     PipelineSpec,
+    RetryPolicySpec,
     StepSpec,
 )
 from protocols.status import StatusEvent
@@ -33,9 +36,15 @@ def make_run(
     backend: str = "local",
     deadline: float | None = None,
     attempt: int = 1,
+    retry_policies: dict[str, RetryPolicySpec] | None = None,
 ) -> PipelineRun:
     """Build a run of ``steps`` (one stage per step, in the given order)."""
-    spec = PipelineSpec(name="test", steps=list(steps), backend=backend)  # type: ignore[arg-type]
+    spec = PipelineSpec(
+        name="test",
+        steps=list(steps),
+        backend=backend,  # type: ignore[arg-type]
+        retry_policies=retry_policies or {},
+    )
     return PipelineRun(
         workflow_id=workflow_id,
         pipeline=spec,
@@ -110,8 +119,14 @@ def processes_with(marker: str) -> list[psutil.Process]:
 
 @pytest.fixture
 def runner_config(tmp_path: Path) -> RunnerConfig:
-    """A runner configuration with its workspaces in the test's temporary directory."""
-    return RunnerConfig(workspace_root=tmp_path / "ws", backend="local", kill_grace=0.5)
+    """A runner configuration with its workspaces in the test's temporary directory.
+
+    Steps run as the test's own user (``step_user=""``): they write side-effect
+    files into the test's private directory.
+    """
+    return RunnerConfig(
+        workspace_root=tmp_path / "ws", backend="local", kill_grace=0.5, step_user="", lease_ttl=2
+    )
 
 
 @pytest.fixture
@@ -120,3 +135,15 @@ async def runner(bus: Bus, runner_config: RunnerConfig) -> AsyncIterator[Pipelin
     actor = PipelineRunner(config=runner_config)
     async with actor.running(bus):
         yield actor
+
+
+@pytest.fixture
+async def workflow_actors(
+    bus: Bus, runner_config: RunnerConfig
+) -> AsyncIterator[tuple[PipelineRunner, StatusTracker, BreakerSupervisor]]:
+    """A runner, a status tracker and a breaker supervisor running in-process."""
+    runner = PipelineRunner(config=runner_config)
+    tracker = StatusTracker()
+    breakers = BreakerSupervisor()
+    async with breakers.running(bus), tracker.running(bus), runner.running(bus):
+        yield runner, tracker, breakers

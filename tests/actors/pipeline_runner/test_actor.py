@@ -12,7 +12,7 @@ from actors.pipeline_runner import PipelineRunner
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
 from actors.runtime.testing import eventually
-from actors.topology import BREAKERS, WORKFLOWS
+from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, WORKFLOWS
 from protocols.breakers import BreakerStatus, breaker_kv_key
 from protocols.pipelines import (
     CANCEL_SUBJECT,
@@ -98,13 +98,20 @@ async def test_status_events_follow_the_run_and_report_progress(
 
 
 async def test_dependants_of_a_failed_step_are_skipped_and_independent_steps_run(
-    bus: Bus, runner: PipelineRunner
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
 ) -> None:
     """A failure skips what needs it, not what does not."""
+    # A failure stops steps still running, so "bad" fails only once "other" has ended and
+    # been reaped by the runner (its pid no longer exists), however fast steps start.
+    gate = tmp_path / "other.pid"
     steps = [
-        StepSpec(name="bad", run="exit 1"),
+        StepSpec(
+            name="bad",
+            run=f"until [ -s {gate} ]; do sleep 0.01; done; "
+            f"while kill -0 $(cat {gate}) 2>/dev/null; do sleep 0.01; done; exit 1",
+        ),
         StepSpec(name="after", run="true", needs=["bad"]),
-        StepSpec(name="other", run="true"),
+        StepSpec(name="other", run=f"echo $$ > {gate}.tmp && mv {gate}.tmp {gate}"),
     ]
     await publish(bus, make_run("wf-skip", steps))
     result = await wait_result(bus, "wf-skip")
@@ -157,10 +164,10 @@ async def test_cancel_kills_the_step_processes_and_ends_cancelled(
     assert [e.state for e in events if isinstance(e, WorkflowTransition)][-1] == "cancelled"
 
 
-async def test_step_timeout_kills_children_and_workflow_deadline_times_out(
+async def test_step_timeout_kills_children_and_fails_the_run_and_deadline_times_it_out(
     bus: Bus, runner: PipelineRunner
 ) -> None:
-    """A step timeout and a workflow deadline both end timed_out with no stray process."""
+    """A step's own time-out fails the run (class timeout); the workflow deadline times it out."""
     marker = "troupe-timeout-marker-72"
     steps = [
         StepSpec(name="slow", run=f"(sleep 30 # {marker}\n) & sleep 30 # {marker}", timeout=0.5)
@@ -169,7 +176,7 @@ async def test_step_timeout_kills_children_and_workflow_deadline_times_out(
     deadline_steps = [StepSpec(name="slow", run=f"sleep 30 # {marker}-d")]
     await publish(bus, make_run("wf-deadline", deadline_steps, deadline=time.time() + 1.0))
     timed = await wait_result(bus, "wf-timeout")
-    assert timed.state == "timed_out"
+    assert timed.state == "failed"
     assert timed.steps[0].state == "timed_out"
     assert timed.error_class == "timeout"
     late = await wait_result(bus, "wf-deadline")
@@ -196,6 +203,29 @@ async def test_run_of_a_workflow_already_cancelled_is_acknowledged_without_runni
     assert await stored_result(bus, "wf-gone") is None
 
 
+async def test_a_first_delivery_reads_its_result_and_view_once_with_the_lease_held(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """A run delivered for the first time looks for a stored result and an ended view once."""
+    store = runner.context.store
+    reads: list[str] = []
+    read_result, read_view = store.result, store.view
+
+    async def result(workflow_id: str) -> PipelineResult | None:
+        reads.append("result")
+        return await read_result(workflow_id)
+
+    async def view(workflow_id: str) -> WorkflowView | None:
+        reads.append("view")
+        return await read_view(workflow_id)
+
+    store.result = result  # type: ignore[method-assign]
+    store.view = view  # type: ignore[method-assign]
+    await publish(bus, make_run("wf-first", [StepSpec(name="s", run="true", cache=False)]))
+    assert (await wait_result(bus, "wf-first")).state == "succeeded"
+    assert reads == ["result", "view"]
+
+
 async def test_open_breaker_fails_the_step_fast_with_circuit_open(
     bus: Bus, runner: PipelineRunner, tmp_path: Path
 ) -> None:
@@ -208,13 +238,13 @@ async def test_open_breaker_fails_the_step_fast_with_circuit_open(
     async def seen() -> bool:
         return runner._view is not None and not runner._view.allows("image:broken:1")
 
-    await eventually(seen, timeout=5)
+    await eventually(seen)
     await publish(
         bus, make_run("wf-open", [StepSpec(name="s", run=f"touch {side}", image="broken:1")])
     )
     result = await wait_result(bus, "wf-open")
     assert result.state == "failed"
-    assert result.reason == "circuit_open"
+    assert result.reason.startswith("step s: circuit_open: breaker image:broken:1 is open")
     assert result.steps[0].error_class == "unavailable"
     assert not side.exists()
 
@@ -260,7 +290,7 @@ async def test_step_with_a_retry_policy_waits_for_an_open_breaker_to_half_open(
     async def seen() -> bool:
         return runner._view is not None and not runner._view.allows("image:mending:1")
 
-    await eventually(seen, timeout=5)
+    await eventually(seen)
     step = StepSpec(name="s", run=f"touch {side}", image="mending:1", retry="quick", cache=False)
     await publish(bus, make_run("wf-wait-breaker", [step]))
 
@@ -278,3 +308,23 @@ async def test_step_with_a_retry_policy_waits_for_an_open_breaker_to_half_open(
     result = await wait_result(bus, "wf-wait-breaker")
     assert result.state == "succeeded"
     assert side.exists()
+
+
+async def test_a_one_step_run_writes_its_checkpoint_when_the_step_starts_and_ends_only(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """A one-step run costs three checkpoint writes: step started, step recorded, purged."""
+    stream = f"KV_{CHECKPOINTS.name}"
+    await publish(bus, make_run("wf-cp-warm", [StepSpec(name="s", run="true", cache=False)]))
+    await wait_result(bus, "wf-cp-warm")
+
+    async def all_acked() -> bool:
+        info = await bus.js.consumer_info(PIPELINES.name, "pipeline-runner")
+        return (info.num_pending, info.num_ack_pending) == (0, 0)
+
+    await eventually(all_acked)
+    before = (await bus.js.stream_info(stream)).state.last_seq
+    await publish(bus, make_run("wf-cp", [StepSpec(name="s", run="true", cache=False)]))
+    assert (await wait_result(bus, "wf-cp")).state == "succeeded"
+    await eventually(all_acked)
+    assert (await bus.js.stream_info(stream)).state.last_seq - before == 3

@@ -17,7 +17,7 @@ from actors.runtime.bus import Bus
 from actors.runtime.testing import eventually
 from actors.topology import RESULTS
 from protocols.pipelines import StepSpec
-from protocols.status import WorkflowTransition
+from protocols.status import StepTransition, WorkflowTransition
 from tests.actors.pipeline_runner.conftest import (
     make_run,
     publish,
@@ -43,6 +43,8 @@ class Runners:
             "TROUPE_WORKSPACES": str(tmp_path / "ws"),
             "TROUPE_RUNNER_BACKEND": "local",
             "TROUPE_RUNNER_CONCURRENCY": "8",
+            "TROUPE_RUNNER_LEASE_TTL": "2",
+            "TROUPE_STEP_USER": "",  # steps write side-effect files into the test's directory
         }
 
     def spawn(self) -> subprocess.Popen[bytes]:
@@ -109,7 +111,8 @@ async def test_sigkilled_runner_resumes_without_re_running_finished_steps(
         ),
         StepSpec(
             name="s2",
-            run=f"echo 1 >> {out}/s2.start; sleep 3; cat f.txt > g.txt; echo 1 >> {out}/s2",
+            run=f"echo $TROUPE_ATTEMPT $TROUPE_STEP_KEY >> {out}/s2.start; sleep 3; "
+            f"cat f.txt > g.txt; echo 1 >> {out}/s2",
             needs=["s1"],
             inputs=["f.txt"],
             outputs=["g.txt"],
@@ -144,6 +147,52 @@ async def test_sigkilled_runner_resumes_without_re_running_finished_steps(
     events = await status_events(bus, "wf-kill")
     terminal = [e for e in events if isinstance(e, WorkflowTransition) and e.state == "succeeded"]
     assert len(terminal) == 1
+    # The re-run is visible: its own attempt, the reason, one stable step key.
+    assert (out / "s2.start").read_text().split("\n")[:2] == ["1 wf-kill.s2", "2 wf-kill.s2"]
+    s2 = next(s for s in result.steps if s.name == "s2")
+    assert (s2.attempt, s2.attempt_reason) == (2, "runner_lost")
+    runs = [
+        (e.step_attempt, e.attempt_reason)
+        for e in events
+        if isinstance(e, StepTransition) and e.step == "s2" and e.state == "running"
+    ]
+    assert runs == [(1, "first"), (2, "runner_lost")]
+
+
+@pytest.mark.chaos
+async def test_step_whose_runner_died_mid_step_runs_again_visibly_as_attempt_2(
+    bus: Bus, nats_url: str, tmp_path: Path
+) -> None:
+    """A step whose effect happened but whose end was never recorded runs again, visibly."""
+    out = tmp_path / "side"
+    out.mkdir()
+    # The step's effect happens, then the runner dies before the step's end is recorded.
+    gate = tmp_path / "gate"
+    steps = [
+        StepSpec(
+            name="effect",
+            run=f"echo $TROUPE_ATTEMPT >> {out}/effect; "
+            f"if [ $TROUPE_ATTEMPT = 1 ]; then touch {gate}; sleep 30; fi",
+            cache=False,
+        )
+    ]
+    with runner_processes(nats_url, tmp_path) as runners:
+        await publish(bus, make_run("wf-lost", steps))
+        await eventually(gate.exists, timeout=30)
+        runners.procs[0].send_signal(signal.SIGKILL)
+        runners.procs[0].wait(5)
+        runners.spawn()
+        result = await wait_result(bus, "wf-lost", timeout=40)
+    assert result.state == "succeeded"
+    assert (out / "effect").read_text() == "1\n2\n"
+    assert (result.steps[0].attempt, result.steps[0].attempt_reason) == (2, "runner_lost")
+    events = await status_events(bus, "wf-lost")
+    finished = [
+        (e.step_attempt, e.attempt_reason)
+        for e in events
+        if isinstance(e, StepTransition) and e.state in ("running", "succeeded")
+    ]
+    assert finished == [(1, "first"), (2, "runner_lost"), (2, "runner_lost")]
 
 
 async def test_two_runners_share_100_workflows_each_completing_exactly_once(

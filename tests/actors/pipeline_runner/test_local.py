@@ -63,7 +63,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     async def gone() -> bool:
         return not processes_with(marker)
 
-    await eventually(gone, timeout=3)
+    await eventually(gone)
 
 
 async def test_children_left_behind_by_a_finished_step_are_killed(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ async def test_children_left_behind_by_a_finished_step_are_killed(tmp_path: Path
     async def gone() -> bool:
         return not processes_with(marker)
 
-    await eventually(gone, timeout=3)
+    await eventually(gone)
 
 
 async def test_stop_signal_cancels_a_running_step(tmp_path: Path) -> None:

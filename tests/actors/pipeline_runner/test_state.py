@@ -8,15 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.pipeline_runner.state import (
-    DEPENDENCY_FAILED,
     Schedule,
     Tail,
     cache_key,
     command_argv,
     parse_line,
-    run_outcome,
 )
-from protocols.pipelines import PipelineSpec, StepResult, StepSpec
+from protocols.pipelines import PipelineSpec, StepSpec
 
 names = st.text("abcdefgh", min_size=1, max_size=4)
 
@@ -89,20 +87,6 @@ def test_shell_strings_run_through_sh_and_argv_lists_as_given() -> None:
     """A string command runs via /bin/sh -c; a list is the argv."""
     assert command_argv("echo hi") == ["/bin/sh", "-c", "echo hi"]
     assert command_argv(["echo", "hi"]) == ["echo", "hi"]
-
-
-def test_run_outcome_prefers_cancelled_then_timeout_then_failure() -> None:
-    """The most significant step outcome decides the run's."""
-    ok = StepResult(name="a", state="succeeded")
-    failed = StepResult(name="b", state="failed", reason="exit code 1", error_class="permanent")
-    timed = StepResult(name="c", state="timed_out", error_class="timeout")
-    cancelled = StepResult(name="d", state="cancelled", reason="user")
-    assert run_outcome([ok]) == ("succeeded", "", None)
-    assert run_outcome([ok, failed]) == ("failed", "exit code 1", "permanent")
-    assert run_outcome([failed, timed])[0] == "timed_out"
-    assert run_outcome([failed, timed, cancelled])[:2] == ("cancelled", "user")
-    skipped = StepResult(name="e", state="skipped", reason=DEPENDENCY_FAILED)
-    assert run_outcome([ok, skipped])[0] == "failed"
 
 
 @st.composite

@@ -46,3 +46,24 @@ def test_paths_that_escape_the_workspace_are_refused(path: str) -> None:
     """Absolute and climbing paths are refused."""
     with pytest.raises(WorkspaceError):
         safe_relative(path)
+
+
+def test_a_step_without_outputs_makes_no_outputs_directory(tmp_path: Path) -> None:
+    """Collecting a step that declares no outputs creates nothing, and clears a stale copy."""
+    ws = Workspace(tmp_path, "wf")
+    ws.step_dir("a", fresh=True)
+    assert ws.collect_outputs(StepSpec(name="a", run="true")) == []
+    assert not (ws.path / "outputs").exists()
+    stale = ws.outputs_dir("b")
+    stale.mkdir(parents=True)
+    ws.collect_outputs(StepSpec(name="b", run="true"))
+    assert not stale.exists()
+
+
+async def test_removal_off_the_loop_deletes_the_whole_workspace(tmp_path: Path) -> None:
+    """The workspace is gone once ``remove_off_loop`` returns."""
+    ws = Workspace(tmp_path, "wf")
+    (ws.step_dir("a", fresh=True) / "file").write_text("x")
+    await ws.remove_off_loop()
+    assert not ws.path.exists()
+    assert list(tmp_path.iterdir()) == []

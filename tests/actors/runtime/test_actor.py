@@ -9,12 +9,31 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from actors.runtime import Actor, Bus, ConnectionConfig, MessageContext, NotFound
+from actors.runtime import (
+    Actor,
+    BucketSpec,
+    Bus,
+    ConfigError,
+    ConnectionConfig,
+    ConsumerSpec,
+    Entry,
+    MessageContext,
+    NotFound,
+    RequestContext,
+    TypedBucket,
+    consumer,
+    endpoint,
+)
+from actors.runtime.consumer import ConsumerRuntime
+from actors.runtime.subscriptions import EndpointRuntime
 from actors.runtime.testing import eventually
+from tests.actors.behaviour import ActorBehaviour
 from tests.actors.runtime.workers import (
     ECHO_SUBJECT,
     JOBS,
@@ -95,7 +114,7 @@ async def test_stop_hands_back_handlers_that_outlive_grace(bus: Bus) -> None:
 
     # ack_wait is 30 s: a redelivery within seconds proves the messages were nak'ed.
     async with make_worker(finish, concurrency=2).running(bus):
-        await eventually(lambda: _true(len(redelivered) == 2), timeout=5.0)
+        await eventually(lambda: _true(len(redelivered) == 2))
     assert sorted(redelivered) == [("a", 2), ("b", 2)]
 
 
@@ -167,18 +186,18 @@ async def test_sigterm_hands_back_in_flight_work_and_exits_zero(bus: Bus, nats_u
 
     # ack_wait is 30 s: a redelivery within seconds proves the process nak'ed it.
     async with make_worker(finish, ack_wait=30.0).running(bus):
-        await eventually(lambda: _true(redelivered == [2]), timeout=5.0)
+        await eventually(lambda: _true(redelivered == [2]))
 
 
 # -- the micro protocol -------------------------------------------------------------------
 
 
-async def _collect(bus: Bus, subject: str, expected: int) -> list[dict[str, object]]:
+async def _collect(bus: Bus, subject: str, expected: int) -> list[dict[str, Any]]:
     """Send a micro request and gather ``expected`` JSON replies."""
     inbox = bus.nc.new_inbox()
     sub = await bus.nc.subscribe(inbox)
     await bus.nc.publish(subject, b"", reply=inbox)
-    replies = []
+    replies: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + 5.0
         while len(replies) < expected and time.monotonic() < deadline:
@@ -213,9 +232,9 @@ async def test_srv_info_lists_every_handler_as_an_endpoint(bus: Bus) -> None:
             "metadata": {"kind": "request"},
         }
     ]
-    (consumer,) = worker["endpoints"]  # type: ignore[misc]
-    assert consumer["subject"] == JOBS_SUBJECT
-    assert consumer["metadata"] == {"kind": "stream", "stream": JOBS.name, "durable": "workers"}
+    (described,) = worker["endpoints"]
+    assert described["subject"] == JOBS_SUBJECT
+    assert described["metadata"] == {"kind": "stream", "stream": JOBS.name, "durable": "workers"}
 
 
 async def test_srv_stats_counts_requests_errors_and_latency(bus: Bus) -> None:
@@ -227,12 +246,12 @@ async def test_srv_stats_counts_requests_errors_and_latency(bus: Bus) -> None:
             await bus.request(ECHO_SUBJECT, Ping(n=9, mode="missing"), Pong)
         await bus.nc.request(ECHO_SUBJECT, b"\xc1", timeout=5.0)
         (stats,) = await _collect(bus, "$SRV.STATS.echo", 1)
-    (endpoint,) = stats["endpoints"]  # type: ignore[misc]
-    assert endpoint["num_requests"] == 5
-    assert endpoint["num_errors"] == 2
-    assert endpoint["last_error"] == "bad_request"
-    assert endpoint["processing_time"] > 0
-    assert 0 < endpoint["average_processing_time"] <= endpoint["processing_time"]
+    (counted,) = stats["endpoints"]
+    assert counted["num_requests"] == 5
+    assert counted["num_errors"] == 2
+    assert counted["last_error"] == "bad_request"
+    assert counted["processing_time"] > 0
+    assert 0 < counted["average_processing_time"] <= counted["processing_time"]
 
 
 async def test_srv_stats_of_a_consumer_reports_redeliveries_and_dead_letters(bus: Bus) -> None:
@@ -246,7 +265,208 @@ async def test_srv_stats_of_a_consumer_reports_redeliveries_and_dead_letters(bus
         await bus.send(JOBS_SUBJECT, Job(id="x"))
         await eventually(lambda: _true(worker._runtimes[0].dead_lettered == 1))  # type: ignore[union-attr]
         (stats,) = await _collect(bus, "$SRV.STATS.worker", 1)
-    (endpoint,) = stats["endpoints"]  # type: ignore[misc]
-    assert endpoint["num_requests"] == 2
-    assert endpoint["num_errors"] == 2
-    assert endpoint["data"] == {"redeliveries": 1, "dead_lettered": 1}
+    (counted,) = stats["endpoints"]
+    assert counted["num_requests"] == 2
+    assert counted["num_errors"] == 2
+    assert counted["data"] == {"redeliveries": 1, "dead_lettered": 1}
+
+
+# -- handlers added at run time, per-instance options -------------------------------------
+
+BOARD = BucketSpec(name="test-board")
+
+
+class Configured(Actor):
+    """A worker whose consumer and endpoint options come from its instance config."""
+
+    name = "configured"
+
+    def __init__(self, *, concurrency: int, ack_wait: float, max_deliver: int) -> None:
+        super().__init__()
+        self.concurrency = concurrency
+        self.ack_wait = ack_wait
+        self.max_deliver = max_deliver
+
+    @consumer(
+        JOBS,
+        durable="configured",
+        options=lambda self: {
+            "concurrency": self.concurrency,
+            "ack_wait": self.ack_wait,
+            "max_deliver": self.max_deliver,
+            "max_ack_pending": self.concurrency * 2,
+        },
+    )
+    async def work(self, job: Job, ctx: MessageContext) -> None:
+        """Accept every job."""
+
+    @endpoint(ECHO_SUBJECT, options=lambda self: {"concurrency": self.concurrency})
+    async def echo(self, request: Ping, ctx: RequestContext) -> Pong:
+        """Echo."""
+        return Pong(n=request.n)
+
+
+async def test_decorator_options_take_each_instances_config_to_the_server(bus: Bus) -> None:
+    """A per-instance options callable sets the durable consumer's settings on the server."""
+    actor = Configured(concurrency=1, ack_wait=5.0, max_deliver=3)
+    async with actor.running(bus):
+        info = await bus.js.consumer_info(JOBS.name, "configured")
+        endpoint_runtime = next(r for r in actor.handlers if isinstance(r, EndpointRuntime))
+        consumer_runtime = next(r for r in actor.handlers if isinstance(r, ConsumerRuntime))
+    assert info.config.ack_wait == 5.0
+    assert info.config.max_deliver == 3 + 1  # one more to dead-letter a crash on the last
+    assert info.config.max_ack_pending == 2
+    assert consumer_runtime.spec.concurrency == 1
+    assert endpoint_runtime.spec.concurrency == 1
+
+
+async def test_invalid_per_instance_options_fail_start_naming_the_field(bus: Bus) -> None:
+    """An options callable returning a bad value fails start with a ConfigError."""
+    actor = Configured(concurrency=0, ack_wait=5.0, max_deliver=3)
+    with pytest.raises(ConfigError, match="concurrency"):
+        await actor.start(bus)
+    assert not actor.is_running
+
+
+class Dynamic(Actor):
+    """Adds every handler kind at run time."""
+
+    name = "dynamic"
+
+    def __init__(self, durable: str = "dynamic") -> None:
+        super().__init__()
+        self.durable = durable
+        self.jobs: list[str] = []
+        self.events: list[int] = []
+        self.entries: list[Entry[Job | None]] = []
+        self.failures: list[BaseException] = []
+
+    async def on_start(self) -> None:
+        await self.add_consumer(
+            ConsumerSpec(stream=JOBS, durable=self.durable, ack_wait=7.0, max_ack_pending=9),
+            self.work,
+        )
+        await self.add_listener("test.events.>", self.hear)
+        await self.add_watch(BOARD, self.seen)
+
+    async def on_failure(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+
+    async def work(self, job: Job, ctx: MessageContext) -> None:
+        self.jobs.append(job.id)
+
+    async def hear(self, event: Ping, ctx: RequestContext) -> None:
+        self.events.append(event.n)
+
+    async def seen(self, entry: Entry[Job | None]) -> None:
+        self.entries.append(entry)
+        if entry.value is not None and entry.value.id == "boom":
+            raise RuntimeError("watch handler failed")
+
+    async def echo(self, request: Ping, ctx: RequestContext) -> Pong:
+        return Pong(n=request.n * 2)
+
+
+async def test_handlers_added_in_on_start_run_and_appear_in_srv_info(bus: Bus) -> None:
+    """Consumer, listener and watch added in on_start all work and are listed by INFO."""
+    actor = Dynamic()
+    kv_jobs = await TypedBucket.bind(bus, BOARD, Job)
+    await kv_jobs.put("before", Job(id="b"))
+    async with actor.running(bus):
+        info = await bus.js.consumer_info(JOBS.name, "dynamic")
+        await bus.send(JOBS_SUBJECT, Job(id="j1"))
+        await bus.publish("test.events.x", Ping(n=4))
+        await kv_jobs.put("after", Job(id="a"))
+        await eventually(lambda: _true(actor.jobs == ["j1"] and actor.events == [4]))
+        await eventually(lambda: _true(len(actor.entries) == 2))
+        (described,) = await _collect(bus, "$SRV.INFO.dynamic", 1)
+    assert info.config.ack_wait == 7.0
+    assert info.config.max_ack_pending == 9
+    assert [e.key for e in actor.entries] == ["before", "after"]
+    kinds = {e["metadata"]["kind"]: e["subject"] for e in described["endpoints"]}
+    assert kinds == {"stream": JOBS_SUBJECT, "event": "test.events.>", "watch": "$KV.test-board.>"}
+
+
+async def test_an_endpoint_added_while_running_answers_at_once_and_is_counted(bus: Bus) -> None:
+    """add_endpoint after start subscribes at once; STATS shows it with its counts."""
+    actor = Dynamic()
+    async with actor.running(bus):
+        await actor.add_endpoint("test.double", actor.echo, concurrency=3)
+        assert await bus.request("test.double", Ping(n=21), Pong) == Pong(n=42)
+        await bus.nc.request("test.double", b"\xc1", timeout=5.0)
+        (stats,) = await _collect(bus, "$SRV.STATS.dynamic", 1)
+    (added,) = [e for e in stats["endpoints"] if e["subject"] == "test.double"]
+    assert added["num_requests"] == 2
+    assert added["last_error"] == "bad_request"
+
+
+async def test_a_failing_watch_handler_is_counted_and_reported_and_the_watch_goes_on(
+    bus: Bus,
+) -> None:
+    """A watch handler that raises counts an error, reaches on_failure, and sees later entries."""
+    actor = Dynamic()
+    board = await TypedBucket.bind(bus, BOARD, Job)
+    async with actor.running(bus):
+        await board.put("x", Job(id="boom"))
+        await board.put("y", Job(id="fine"))
+        await board.delete("x")
+        await eventually(lambda: _true(len(actor.entries) == 3))
+        (stats,) = await _collect(bus, "$SRV.STATS.dynamic", 1)
+    (watch,) = [e for e in stats["endpoints"] if e["name"] == "watch-test-board"]
+    assert watch["num_requests"] == 3
+    assert watch["num_errors"] == 1
+    assert [type(f).__name__ for f in actor.failures] == ["RuntimeError"]
+    assert actor.entries[-1].operation == "delete"
+    assert actor.entries[-1].value is None
+
+
+class CaughtUp(Actor):
+    """Records the entries its watch handled when the watch caught up."""
+
+    name = "caught-up"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+        self.at_caught_up: list[list[str]] = []
+
+    async def on_start(self) -> None:
+        await self.add_watch(BOARD, self.seen, on_caught_up=self.caught_up)
+
+    async def seen(self, entry: Entry[Job | None]) -> None:
+        self.keys.append(entry.key)
+
+    async def caught_up(self) -> None:
+        self.at_caught_up.append(list(self.keys))
+
+
+async def test_a_watch_calls_on_caught_up_after_handling_every_initial_value(bus: Bus) -> None:
+    """on_caught_up runs once, after the handler took each live key and before any update."""
+    board = await TypedBucket.bind(bus, BOARD, Job)
+    await board.put("a", Job(id="a"))
+    await board.put("b", Job(id="b"))
+    actor = CaughtUp()
+    async with actor.running(bus):
+        await eventually(lambda: actor.at_caught_up == [["a", "b"]])
+        await board.put("c", Job(id="c"))
+        await eventually(lambda: actor.keys == ["a", "b", "c"])
+    assert actor.at_caught_up == [["a", "b"]]
+
+
+class DynamicWithEndpoint(Dynamic):
+    """Every handler kind, all added with add_* in on_start."""
+
+    name = "dynamic-full"
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.add_endpoint("test.double", self.echo)
+
+
+class TestHandlersAddedAtRunTimeBehaviour(ActorBehaviour):
+    """The shared behaviour suite holds for handlers added with add_*."""
+
+    @pytest.fixture
+    def actor_factory(self) -> Callable[[], Actor]:
+        """A fresh actor whose handlers are all added at run time."""
+        return DynamicWithEndpoint

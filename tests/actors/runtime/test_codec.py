@@ -30,10 +30,22 @@ def test_encoding_is_json_for_any_spelling_of_the_json_content_type(value: str) 
     assert encoding_of({h.CONTENT_TYPE: value}) == h.JSON
 
 
-def test_headers_announce_json_only() -> None:
-    """MessagePack needs no header; JSON carries Content-Type."""
-    assert headers_for(h.MSGPACK) == {}
+def test_headers_announce_every_encoding_msgpack_included() -> None:
+    """Both encodings are named in Content-Type, so no reader has to guess."""
+    assert headers_for(h.MSGPACK) == {h.CONTENT_TYPE: h.MSGPACK}
     assert headers_for(h.JSON) == {h.CONTENT_TYPE: h.JSON}
+
+
+def test_headers_for_returns_a_fresh_dict_each_time() -> None:
+    """Callers add their own headers; one call's additions never leak into the next."""
+    first = headers_for(h.MSGPACK)
+    first["X-Extra"] = "1"
+    assert headers_for(h.MSGPACK) == {h.CONTENT_TYPE: h.MSGPACK}
+
+
+def test_msgpack_content_type_reads_as_msgpack() -> None:
+    """The explicit MessagePack header means what its absence always meant."""
+    assert encoding_of({h.CONTENT_TYPE: h.MSGPACK}) == h.MSGPACK
 
 
 @given(n=st.integers(min_value=-(2**63), max_value=2**64 - 1), mode=st.text())

@@ -80,3 +80,28 @@ def test_bad_values_raise_config_error_naming_the_field(
 def test_config_error_is_a_value_error() -> None:
     """Callers catching ValueError also catch ConfigError."""
     assert issubclass(ConfigError, ValueError)
+
+
+def test_connection_flags_win_over_the_environment() -> None:
+    """add_connection_arguments + from_args: a flag beats its TROUPE_NATS_* variable."""
+    import argparse
+
+    from actors.runtime.config import add_connection_arguments
+
+    parser = argparse.ArgumentParser()
+    add_connection_arguments(parser)
+    env = {
+        "TROUPE_NATS_URL": "nats://env:1",
+        "TROUPE_NATS_USER": "agent",
+        "TROUPE_NATS_PASSWORD": "e",
+    }
+    args = parser.parse_args(["--password", "flag"])
+    config = ConnectionConfig.from_args(args, env, name="x")
+    assert (config.url, config.user, config.password, config.name) == (
+        "nats://env:1",
+        "agent",
+        "flag",
+        "x",
+    )
+    creds = ConnectionConfig.from_args(parser.parse_args(["--creds", "/a.creds"]), {})
+    assert creds.creds == "/a.creds"

@@ -266,7 +266,7 @@ async def test_in_progress_keeps_a_long_handler_from_redelivery(bus: Bus) -> Non
 
     async with make_worker(slow, ack_wait=1.0).running(bus):
         await bus.send(JOBS_SUBJECT, Job(id="slow"))
-        await eventually(lambda: _consumer_idle(bus), timeout=8.0)
+        await eventually(lambda: _consumer_idle(bus))
     assert deliveries == [1]
 
 

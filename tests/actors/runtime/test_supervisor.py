@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 
-from actors.runtime.supervisor import ChildSpec, Supervisor
+from actors.runtime.supervisor import EXIT_CONFIG, ChildSpec, Supervisor
 from actors.runtime.testing import eventually
 
 
@@ -45,9 +44,9 @@ async def test_supervisor_backs_off_between_restarts(tmp_path: Path) -> None:
         async def restarted_once() -> bool:
             return sup.children["c"].restarts >= 1
 
-        await eventually(restarted_once, timeout=10)
-        await asyncio.sleep(1.0)
-        # the second crash waits 30 s, so no second restart happens yet
+        await eventually(restarted_once, timeout=30)
+        # The restarted child has crashed again and the 30 s backoff has begun.
+        await eventually(lambda: sup.children["c"].failures_in_a_row >= 2)
         assert sup.children["c"].restarts == 1
     finally:
         await sup.stop()
@@ -145,3 +144,90 @@ def test_children_do_not_outlive_a_sigkilled_supervisor(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_supervisor_readiness_resets_the_backoff(tmp_path: Path) -> None:
+    """A child killed again and again restarts at the first delay once it was ready each time."""
+    import os
+    import signal
+
+    code = "import time; time.sleep(60)"
+
+    async def ready() -> bool:
+        return True
+
+    spec = ChildSpec(
+        name="healthy",
+        argv=(sys.executable, "-c", code),
+        log_file=tmp_path / "healthy.log",
+        ready=ready,
+    )
+    sup = Supervisor([spec], backoff=(0.05, 30.0), stable_after=60, ready_interval=0.01)
+    await sup.start()
+    try:
+        state = sup.children["healthy"]
+        for kill in range(1, 4):
+            await eventually(lambda: state.ready, timeout=15, what="the child to be ready")
+            assert state.failures_in_a_row == 0
+            assert state.proc is not None
+            os.kill(state.proc.pid, signal.SIGKILL)
+            await eventually(
+                lambda kill=kill: state.restarts == kill and state.ready,  # type: ignore[misc]
+                timeout=15,
+                what=f"restart {kill} at the first delay",
+            )
+        assert state.last_exit == "killed by SIGKILL"
+        assert sup.restarts() == {"healthy": 3}
+    finally:
+        await sup.stop()
+
+
+async def test_supervisor_adds_a_child_while_running_and_stops_it_last(tmp_path: Path) -> None:
+    """A child marked stops_last is still running while the others are stopped."""
+    order = tmp_path / "order"
+    code = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n"
+        f"    open({str(order)!r}, 'a').write(sys.argv[1] + '\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        f"open({str(tmp_path)!r} + '/' + sys.argv[1], 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    sup = Supervisor([], grace=10)
+    await sup.start()
+    server = ChildSpec(name="server", argv=(sys.executable, "-c", code, "server"), stops_last=True)
+    await sup.add(server)
+    await sup.add(ChildSpec(name="actor", argv=(sys.executable, "-c", code, "actor")))
+    with pytest.raises(ValueError, match="already supervised"):
+        await sup.add(server)
+    await eventually(lambda: (tmp_path / "server").exists() and (tmp_path / "actor").exists())
+    await sup.stop()
+    assert order.read_text().split() == ["actor", "server"]
+
+
+def test_exit_cause_names_the_signal_or_the_code() -> None:
+    """An exit is described by its code, a kill by the signal's name."""
+    from actors.runtime.supervisor import exit_cause
+
+    assert exit_cause(-9) == "killed by SIGKILL"
+    assert exit_cause(3) == "exit code 3"
+    assert exit_cause(None) == "still running"
+    assert exit_cause(-200) == "killed by signal 200"
+
+
+async def test_supervisor_does_not_restart_a_child_with_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    """A child exiting with EXIT_CONFIG (78) is marked gave_up and never started again."""
+    marker = tmp_path / "starts"
+    code = f"open({str(marker)!r}, 'a').write('x'); raise SystemExit({EXIT_CONFIG})"
+    sup = Supervisor([_child("misconfigured", code, tmp_path)], backoff=(0.0,), stable_after=60)
+    await sup.start()
+    try:
+        await eventually(lambda: sup.children["misconfigured"].gave_up, timeout=15)
+        state = sup.children["misconfigured"]
+        assert state.last_exit == f"exit code {EXIT_CONFIG}"
+        assert state.restarts == 0
+        assert marker.read_text() == "x"
+    finally:
+        await sup.stop()

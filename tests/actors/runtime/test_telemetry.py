@@ -47,6 +47,49 @@ def test_publish_span_injects_the_trace_context() -> None:
     assert recorded.attributes["messaging.operation.type"] == "publish"  # type: ignore[attr-defined]
 
 
+def test_span_name_of_a_workflow_subject_is_its_template() -> None:
+    """A status event span is named by the subject template; the id goes in an attribute."""
+    with capture_spans() as spans:
+        headers: dict[str, str] = {}
+        with telemetry.publish_span("troupe.status.events.wf-42", headers):
+            pass
+        with telemetry.process_span(
+            "troupe.status.events.wf-42", headers, kind="consumer", actor="status_tracker"
+        ):
+            pass
+    names = sorted(s.name for s in spans)  # type: ignore[attr-defined]
+    assert names == [
+        "process troupe.status.events.{workflow}",
+        "publish troupe.status.events.{workflow}",
+    ]
+    for span in spans:
+        attributes = span.attributes  # type: ignore[attr-defined]
+        assert attributes["troupe.workflow.id"] == "wf-42"
+        assert attributes["messaging.destination.name"] == "troupe.status.events.wf-42"
+        assert attributes["messaging.destination.template"] == ("troupe.status.events.{workflow}")
+
+
+@pytest.mark.parametrize(
+    ("subject", "template", "ident"),
+    [
+        ("troupe.status.updates.wf-1", "troupe.status.updates.{workflow}", "wf-1"),
+        ("troupe.agents.results.wf-1", "troupe.agents.results.{workflow}", "wf-1"),
+        ("troupe.agents.inbox.agent-7", "troupe.agents.inbox.{agent}", "agent-7"),
+        ("$KV.troupe_workflows.wf-1", "$KV.troupe_workflows.{key}", "wf-1"),
+        ("_INBOX_gateway.abc.def", "_INBOX_gateway.{inbox}", "abc.def"),
+        ("$SRV.PING.status_tracker.X1Y2", "$SRV.PING.status_tracker.{id}", "X1Y2"),
+        ("troupe.tasks.submit", "troupe.tasks.submit", None),
+        ("troupe.status.events.", "troupe.status.events.", None),
+    ],
+)
+def test_destination_template_replaces_ids_with_placeholders(
+    subject: str, template: str, ident: str | None
+) -> None:
+    """Subjects carrying ids map to one template each; fixed subjects are their own."""
+    got_template, got_id, _ = telemetry.destination_template(subject)
+    assert (got_template, got_id) == (template, ident)
+
+
 def test_process_span_continues_the_incoming_trace() -> None:
     """process_span is a child of the span named in the headers."""
     with (
@@ -72,6 +115,34 @@ def test_without_an_exporter_an_incoming_trace_is_forwarded_unchanged() -> None:
             pass
     assert outgoing["traceparent"] == TRACEPARENT
     assert telemetry.current_trace_id() is None
+
+
+def test_an_internal_span_without_an_exporter_makes_nothing_and_keeps_the_trace() -> None:
+    """No SDK: the step span is no span at all, and what is published inside carries the
+    incoming trace unchanged."""
+    assert not telemetry.recording()
+    outgoing: dict[str, str] = {}
+    with telemetry.process_span("a.b", {"traceparent": TRACEPARENT}, kind="server", actor="x"):
+        current = trace.get_current_span()
+        with telemetry.internal_span("step s", {"troupe.step": "s"}) as span:
+            assert span is trace.INVALID_SPAN
+            assert trace.get_current_span() is current
+            with telemetry.publish_span("c.d", outgoing):
+                pass
+    assert outgoing["traceparent"] == TRACEPARENT
+
+
+def test_an_internal_span_is_recorded_as_a_child_when_spans_are_exported() -> None:
+    """With an SDK the step span is recorded, with its attributes, in the incoming trace."""
+    with (
+        capture_spans() as spans,
+        telemetry.process_span("a.b", {"traceparent": TRACEPARENT}, kind="server", actor="x"),
+        telemetry.internal_span("step s", {"troupe.step": "s"}),
+    ):
+        pass
+    step = next(s for s in spans if s.name == "step s")  # type: ignore[attr-defined]
+    assert format(step.context.trace_id, "032x") == TRACEPARENT[3:35]  # type: ignore[attr-defined]
+    assert step.attributes["troupe.step"] == "s"  # type: ignore[attr-defined]
 
 
 def test_without_an_exporter_or_a_trace_no_header_is_added() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,12 +11,14 @@ import msgspec
 import pytest
 
 from actors.agent_registry.actor import AgentRegistry
+from actors.runtime import Actor, TypedBucket
 from actors.runtime.bus import Bus
 from actors.runtime.errors import ConfigError, RequestError, Unavailable
 from actors.runtime.testing import ManualClock, eventually
 from actors.sdk import Agent, Incoming, Task
+from actors.topology import AGENTS
 from protocols import headers as h
-from protocols.agents import AgentEnvelope, TaskResult, inbox_subject
+from protocols.agents import AGENTS_BUCKET, AgentEnvelope, AgentInfo, TaskResult, inbox_subject
 from protocols.errors import DEAD_LETTER_STREAM, dead_letter_subject
 
 INTERVAL = 0.25
@@ -146,7 +149,7 @@ async def test_message_older_than_retention_is_dead_lettered_with_reason(bus: Bu
         handled.append(message)
 
     async with late.running(bus):
-        msg = await eventually(lambda: _dead_letter(bus), timeout=5)
+        msg = await eventually(lambda: _dead_letter(bus))
     assert handled == []
     assert "beyond its retention" in msg.headers[h.DEAD_LETTER_REASON]
     assert msg.headers[h.DEAD_LETTER_SUBJECT] == inbox_subject("late")
@@ -208,3 +211,69 @@ async def _dead_letter(bus: Bus) -> Any:
 
 async def _async(value: object) -> object:
     return value
+
+
+# -- the agent is an actor ----------------------------------------------------------------
+
+
+def test_agent_is_an_actor() -> None:
+    """An agent is an Actor: one lifecycle, the micro service 'agent'."""
+    agent = Agent("kind-1")
+    assert isinstance(agent, Actor)
+    assert agent.name == "agent"
+    assert agent.info().name == "agent"
+
+
+@pytest.mark.integration
+async def test_inbox_consumer_appears_in_micro_info_and_stats(bus: Bus) -> None:
+    """$SRV.INFO names the agent and lists its inbox consumer; $SRV.STATS counts it."""
+    agent = Agent("stats-probe", interval=INTERVAL)
+    async with agent.running(bus):
+        await agent.send("stats-probe", {"n": 1}, kind="note")
+        await eventually(lambda: agent.handled == 1)
+        info = json.loads((await bus.nc.request("$SRV.INFO.agent", b"", timeout=2.0)).data)
+        stats = json.loads((await bus.nc.request("$SRV.STATS.agent", b"", timeout=2.0)).data)
+    assert info["metadata"]["agent_id"] == "stats-probe"
+    (inbox,) = [e for e in info["endpoints"] if e["subject"] == inbox_subject("stats-probe")]
+    assert inbox["metadata"]["kind"] == "stream"
+    (counted,) = [e for e in stats["endpoints"] if e["subject"] == inbox_subject("stats-probe")]
+    assert counted["num_requests"] == 1
+
+
+@pytest.mark.integration
+async def test_heartbeat_is_stored_with_its_content_type(bus: Bus) -> None:
+    """The heartbeat is written through the typed bucket: it names its encoding."""
+    async with Agent("typed-1", interval=INTERVAL).running(bus):
+        msg = await bus.js.get_msg(
+            f"KV_{AGENTS_BUCKET}", subject=f"$KV.{AGENTS_BUCKET}.typed-1", direct=True
+        )
+    assert msg.headers is not None
+    assert msg.headers[h.CONTENT_TYPE] == h.MSGPACK
+    assert msgspec.msgpack.decode(msg.data, type=AgentInfo).agent_id == "typed-1"
+
+
+@pytest.mark.integration
+async def test_heartbeats_run_on_the_injected_clock_and_stop_with_the_agent(bus: Bus) -> None:
+    """Each interval of the agent's clock writes a heartbeat; stopping deletes the key once."""
+    clock = ManualClock(start=time.time())
+    agent = Agent("clocked-1", interval=5.0, clock=clock)
+    bucket = await TypedBucket.bind(bus, AGENTS, AgentInfo)
+    await agent.start(bus)
+    try:
+        first = await bucket.get("clocked-1")
+        await eventually(clock.sleepers)
+        clock.advance(5.0)
+        later = await eventually(
+            lambda: _newer(bucket, "clocked-1", first.revision), what="a second heartbeat"
+        )
+        assert later.value.heartbeat_at == pytest.approx(first.value.heartbeat_at + 5.0)
+    finally:
+        await agent.stop()
+    await agent.stop()  # a second stop does nothing
+    assert not agent.is_running
+    assert await bucket.get_or_none("clocked-1") is None
+
+
+async def _newer(bucket: TypedBucket[AgentInfo], key: str, revision: int) -> Any:
+    entry = await bucket.get_or_none(key)
+    return entry if entry is not None and entry.revision > revision else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 
@@ -12,10 +11,13 @@ from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.errors import BadRequest, NotFound
-from actors.runtime.testing import ManualClock, eventually
+from actors.runtime.kv import TypedBucket
+from actors.runtime.testing import ManualClock, consumer_idle, eventually
 from actors.status_tracker import StatusTracker, TrackerConfig
 from actors.status_tracker import state as sm
 from actors.status_tracker.store import read_history
+from actors.topology import WORKFLOWS
+from protocols.headers import EVENT_ENCODING
 from protocols.status import (
     GET_SUBJECT,
     LIST_SUBJECT,
@@ -37,7 +39,7 @@ async def get(bus: Bus, workflow_id: str) -> WorkflowView:
     return await bus.request(GET_SUBJECT, GetWorkflow(workflow_id=workflow_id), WorkflowView)
 
 
-async def wait_state(bus: Bus, workflow_id: str, state: str, timeout: float = 10.0) -> WorkflowView:
+async def wait_state(bus: Bus, workflow_id: str, state: str, timeout: float = 30.0) -> WorkflowView:
     async def check() -> WorkflowView | None:
         try:
             view = await get(bus, workflow_id)
@@ -45,7 +47,18 @@ async def wait_state(bus: Bus, workflow_id: str, state: str, timeout: float = 10
             return None
         return view if view.state == state else None
 
-    return await eventually(check, timeout=timeout)
+    return await eventually(check, timeout=timeout, what=f"{workflow_id} {state}")
+
+
+async def events_applied(bus: Bus) -> None:
+    """Wait until the tracker has handled every event sent so far."""
+    await consumer_idle(bus.js, "TROUPE_STATUS", "status-tracker")
+
+
+async def swept(clock: ManualClock, tracker: StatusTracker) -> None:
+    """Wait until the deadline sweep sleeps again: it has handled the clock's present."""
+    interval = tracker.config.sweep_interval_s
+    await eventually(lambda: interval in clock.sleepers(), what="the sweep asleep")
 
 
 async def test_get_returns_the_folded_view(
@@ -94,18 +107,20 @@ async def test_list_filters_by_state_and_template(
 async def test_each_change_is_announced_on_the_update_subject(
     bus: Bus, tracker: StatusTracker, clock: ManualClock
 ) -> None:
-    """Watchers get a WorkflowView on troupe.status.updates.<id> after every applied event."""
+    """Watchers get a WorkflowView, in JSON, on troupe.status.updates.<id> after every change."""
     seen: list[WorkflowView] = []
     codec: Codec[WorkflowView] = Codec.of(WorkflowView)
 
     async def on_msg(msg: object) -> None:
-        seen.append(codec.decode(msg.data))  # type: ignore[attr-defined]
+        seen.append(codec.decode(msg.data, EVENT_ENCODING))  # type: ignore[attr-defined]
 
     sub = await bus.nc.subscribe(update_subject("wf-upd"), cb=on_msg)
     events = history("wf-upd", clock.time(), steps=("a",))
     await send_all(bus, events)
     await send_all(bus, events[:3])  # redelivered duplicates announce nothing new
-    await eventually(lambda: asyncio.sleep(0, any(v.state == "succeeded" for v in seen) or None))
+    await eventually(lambda: any(v.state == "succeeded" for v in seen))
+    await events_applied(bus)  # the duplicates too
+    await bus.nc.flush()
     await sub.unsubscribe()
     assert max(v.events for v in seen) == len(events)
     assert len({v.events for v in seen}) == len(seen)
@@ -113,7 +128,7 @@ async def test_each_change_is_announced_on_the_update_subject(
 
 async def test_endpoints_are_listed_in_srv_info(bus: Bus, tracker: StatusTracker) -> None:
     """$SRV.INFO shows the get and list endpoints."""
-    reply = await bus.nc.request("$SRV.INFO.status_tracker", b"", timeout=2.0)
+    reply = await bus.nc.request("$SRV.INFO.status_tracker", b"", timeout=10.0)
     info = json.loads(reply.data)
     subjects = {e["subject"] for e in info["endpoints"]}
     assert {GET_SUBJECT, LIST_SUBJECT} <= subjects
@@ -128,14 +143,18 @@ async def test_deadline_times_out_a_workflow_whose_runner_died(
     running = [e for e in events if e.at <= t + 5]  # the runner dies after starting step a
     await send_all(bus, running)
     await wait_state(bus, "wf-dl", "running")
+    await swept(clock, tracker)
     clock.advance(30)
-    await asyncio.sleep(0.2)
+    await swept(clock, tracker)
+    await events_applied(bus)
     assert (await get(bus, "wf-dl")).state == "running"
     clock.advance(31)
     view = await wait_state(bus, "wf-dl", "timed_out")
     assert view.reason == sm.DEADLINE_REASON
+    refused = tracker.refused
     await send_all(bus, events[len(running) :])  # a zombie runner finishes after all
-    await asyncio.sleep(0.3)
+    await events_applied(bus)
+    assert tracker.refused > refused
     assert (await get(bus, "wf-dl")).state == "timed_out"
     logged = [e for e in await read_history(bus.js, "wf-dl") if isinstance(e, WorkflowTransition)]
     assert [e.state for e in logged].count("timed_out") == 1
@@ -221,3 +240,21 @@ async def test_timed_out_event_goes_through_the_stream_once_per_workflow(
     await wait_state(bus, "wf-twice", "timed_out")
     info = await bus.js.stream_info("TROUPE_STATUS", subjects_filter=event_subject("wf-twice"))
     assert (info.state.subjects or {})[event_subject("wf-twice")] == 4
+
+
+async def test_index_loads_the_bucket_at_start_and_follows_deletes(
+    bus: Bus, clock: ManualClock
+) -> None:
+    """A tracker started over a filled bucket lists its views at once; a deleted key leaves."""
+    bucket = await TypedBucket.bind(bus, WORKFLOWS, WorkflowView)
+    for i in range(3):
+        view = sm.fold(history(f"pre-{i}", clock.time() + i, steps=("a",)))
+        assert view is not None
+        await bucket.put(view.workflow_id, view)
+    actor = StatusTracker(clock=clock, config=TrackerConfig(eta_cache_s=0.0))
+    async with actor.running(bus):
+        page = await bus.request(LIST_SUBJECT, ListWorkflows(), WorkflowList)
+        assert [v.workflow_id for v in page.items] == ["pre-2", "pre-1", "pre-0"]
+        assert actor.index_loaded.is_set()
+        await bucket.delete("pre-1")
+        await eventually(lambda: actor.index.get("pre-1") is None or None, what="pre-1 gone")

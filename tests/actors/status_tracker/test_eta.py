@@ -51,11 +51,3 @@ def test_record_keeps_the_latest_samples() -> None:
     """Only the newest ``keep`` durations stay, negative ones clamp to zero."""
     assert eta.record([1.0, 2.0, 3.0], 4.0, keep=3) == [2.0, 3.0, 4.0]
     assert eta.record([], -1.0, keep=3) == [0.0]
-
-
-def test_durations_key_is_a_valid_kv_key() -> None:
-    """Plain template names are kept, others hashed."""
-    assert eta.durations_key("ci-build_2") == "ci-build_2"
-    hashed = eta.durations_key("my template: v2")
-    assert hashed.startswith("h.")
-    assert hashed == eta.durations_key("my template: v2")

@@ -337,3 +337,40 @@ def test_message_older_than_every_kept_one_is_dropped_when_full() -> None:
     assert not result.changed
     assert result.outcome is sm.Outcome.DUPLICATE
     assert [m["message"]["i"] for m in result.view.messages] == [3, 4]
+
+
+def _retried_run() -> list[StatusEvent]:
+    """A run retried twice (deliveries 1-3) before it succeeds."""
+    events: list[StatusEvent] = [wf("queued", 1.0)]
+    at = 2.0
+    for delivery in (1, 2, 3):
+        events.append(wf("running", at, round=delivery))
+        if delivery < 3:
+            events.append(
+                wf("retrying", at + 0.5, round=delivery, next_attempt_at=at + 1, reason="exit 75")
+            )
+        at += 1.0
+    return [*events, wf("succeeded", at, round=3)]
+
+
+def test_every_retry_of_a_run_is_applied_not_merged_as_a_duplicate() -> None:
+    """Each delivery's running and retrying move the view: watch sees every retry."""
+    view: WorkflowView | None = None
+    seen: list[tuple[str, int]] = []
+    for event in _retried_run():
+        applied = sm.apply(view, event)
+        assert applied.outcome is sm.Outcome.APPLIED
+        view = applied.view
+        seen.append((view.state, view.round))
+    assert [s for s in seen if s[0] == "retrying"] == [("retrying", 1), ("retrying", 2)]
+    assert view is not None
+    assert view.state == "succeeded"
+
+
+@given(st.permutations(_retried_run()))
+def test_a_retried_run_ends_the_same_in_any_order(events: list[StatusEvent]) -> None:
+    """Rounds keep the fold independent of arrival order; a terminal outranks every round."""
+    final, in_order = sm.fold(events), run(*_retried_run())
+    assert final is not None
+    keep = ("state", "attempt", "round", "reason", "finished_at", "created_at", "updated_at")
+    assert {k: getattr(final, k) for k in keep} == {k: getattr(in_order, k) for k in keep}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors.runtime.bus import Bus
-from actors.runtime.dispatch import ConsumerRuntime
+from actors.runtime.consumer import ConsumerRuntime
 from actors.runtime.testing import ManualClock
 from actors.task_manager.actor import TaskManager
 from actors.task_manager.config import TaskManagerConfig

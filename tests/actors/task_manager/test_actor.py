@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import types
+import dataclasses
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,7 +12,7 @@ from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec, encode
 from actors.runtime.errors import Conflict, NotFound
 from actors.runtime.testing import eventually
-from actors.task_manager.actor import AGENTS_MODULE, TaskManager
+from actors.task_manager.actor import TaskManager
 from actors.task_manager.store import TaskStore
 from actors.topology import PIPELINES, STATUS_EVENTS, TASK_IDS, TASKS
 from protocols import pipelines
@@ -104,7 +103,7 @@ async def test_submit_reports_submitted_then_queued_and_publishes_the_planned_ru
     assert run.order == [["first"], ["second"]]
     assert run.pipeline.steps[0].run == "echo 5 > n.txt"
     assert run.deadline == queued.deadline
-    record = await TaskStore(await bus.key_value(TASK_IDS)).get("wf-ok")
+    record = await (await TaskStore.open(bus)).get("wf-ok")
     assert record is not None
     assert record.record.state == "queued"
 
@@ -282,7 +281,7 @@ async def test_cancel_broadcasts_to_runners_and_reports_cancelled(
     assert events[-1].reason == "enough"
     await eventually(lambda: _true(len(seen) == 1))
     assert seen[0].workflow_id == "wf-stop"
-    record = await TaskStore(await bus.key_value(TASK_IDS)).get("wf-stop")
+    record = await (await TaskStore.open(bus)).get("wf-stop")
     assert record is not None
     assert record.record.state == "cancelled"
 
@@ -304,9 +303,10 @@ async def test_cancel_of_a_rejected_workflow_conflicts(bus: Bus, manager: TaskMa
 async def test_a_task_requiring_a_capability_without_routing_is_rejected(
     bus: Bus, manager_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no agent dispatcher installed the task is rejected as no_capable_agent."""
-    monkeypatch.setitem(sys.modules, AGENTS_MODULE, None)
-    async with manager_factory().running(bus):
+    """With capability routing off the task is rejected as no_capable_agent."""
+    actor = manager_factory()
+    actor.config = dataclasses.replace(actor.config, dispatch=None)
+    async with actor.running(bus):
         await _submit(bus, TaskSubmitted(task_id="wf-agent", template="two", requires="text.stats"))
         events = await _ended(bus, "wf-agent", "rejected")
     assert events[-1].reason.startswith("no_capable_agent: ")
@@ -319,22 +319,84 @@ async def test_a_task_requiring_a_capability_goes_to_the_dispatcher(
     """With a dispatcher installed the task is handed to it, not to a pipeline runner."""
     calls: list[tuple[str, str | None]] = []
 
-    class AgentDispatcher:
-        def __init__(self, bus: Bus, clock: Any) -> None:
-            self.clock = clock
-
-        async def dispatch(self, task: TaskSubmitted, workflow_id: str) -> None:
-            calls.append((workflow_id, task.requires))
-
-    module = types.ModuleType(AGENTS_MODULE)
-    module.AgentDispatcher = AgentDispatcher  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, AGENTS_MODULE, module)
     actor = manager_factory()
     async with actor.running(bus):
+        assert actor.agents is not None
+
+        async def dispatch(task: TaskSubmitted, workflow_id: str) -> None:
+            calls.append((workflow_id, task.requires))
+
+        monkeypatch.setattr(actor.agents, "dispatch", dispatch)
         await _submit(bus, TaskSubmitted(task_id="wf-agent", template="two", requires="text.stats"))
         await eventually(lambda: _true(calls == [("wf-agent", "text.stats")]))
         await eventually(lambda: _true(actor.counts["dispatched"] == 1))
     assert await _runs(bus) == []
-    record = await TaskStore(await bus.key_value(TASK_IDS)).get("wf-agent")
+    record = await (await TaskStore.open(bus)).get("wf-agent")
     assert record is not None
     assert record.record.state == "dispatched"
+
+
+# -- submissions that do not decode ---------------------------------------------------
+
+
+async def _dead_lettered(bus: Bus) -> list[dict[str, str]]:
+    """Headers of every dead-lettered submission, oldest first."""
+    from protocols.errors import DEAD_LETTER_STREAM, dead_letter_subject
+
+    try:
+        info = await bus.js.stream_info(DEAD_LETTER_STREAM)
+    except Exception:
+        return []
+    found = []
+    if info.state.messages == 0:
+        return []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(DEAD_LETTER_STREAM, seq)
+        if msg.subject == dead_letter_subject(TASKS.name):
+            found.append(dict(msg.headers or {}))
+    return found
+
+
+async def _submit_json(bus: Bus, body: object, msg_id: str | None = None) -> None:
+    headers = {"Content-Type": "application/json"}
+    if msg_id is not None:
+        headers["Nats-Msg-Id"] = msg_id
+    await bus.js.publish(SUBMIT_SUBJECT, msgspec.json.encode(body), headers=headers)
+
+
+async def test_invalid_submit_with_a_readable_task_id_is_rejected_and_dead_lettered(
+    bus: Bus, manager: TaskManager
+) -> None:
+    """A submit that fails validation ends rejected (invalid_task: why) and is dead-lettered."""
+    await _submit_json(bus, {"task_id": "bad-body", "template": 42})
+    events = await _ended(bus, "bad-body", "rejected")
+    assert [e.state for e in events] == ["submitted", "rejected"]
+    assert events[-1].reason.startswith("invalid_task: ")
+    assert "template" in events[-1].reason
+    stored = await (await TaskStore.open(bus)).get("bad-body")
+    assert stored is not None
+    assert stored.record.state == "rejected"
+    assert await eventually(lambda: _dead_lettered(bus))
+
+
+async def test_invalid_submit_without_a_task_id_is_rejected_under_its_msg_id(
+    bus: Bus, manager: TaskManager
+) -> None:
+    """With no usable task_id in the body, the Nats-Msg-Id header names the workflow."""
+    await _submit_json(bus, {"template": "two", "params": "n=1"}, msg_id="by-header")
+    events = await _ended(bus, "by-header", "rejected")
+    assert events[-1].reason.startswith("invalid_task: ")
+
+
+async def test_invalid_submit_never_rejects_an_accepted_task_with_the_same_id(
+    bus: Bus, manager: TaskManager
+) -> None:
+    """A later invalid message reusing a live task's id is dead-lettered; the task stands."""
+    await _submit(bus, TaskSubmitted(task_id="taken", template="two"))
+    await _ended(bus, "taken", "queued")
+    await _submit_json(bus, {"task_id": "taken", "template": 42}, msg_id="taken-again")
+    await eventually(lambda: _dead_lettered(bus))
+    assert all(e.state != "rejected" for e in await _events(bus, "taken"))
+    stored = await (await TaskStore.open(bus)).get("taken")
+    assert stored is not None
+    assert stored.record.state == "queued"

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 
 from actors.agent_registry.actor import AgentRegistry
-from actors.agent_registry.config import DispatchConfig, RegistryConfig
+from actors.agent_registry.client import DispatchConfig
+from actors.agent_registry.config import RegistryConfig
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
+from actors.runtime.kv import TypedBucket
 from actors.runtime.testing import eventually
 from actors.sdk import Agent, Task
-from actors.task_manager.agents import NO_CAPABLE_AGENT, AgentDispatcher
+from actors.task_manager.actor import TaskManager
+from actors.task_manager.agents import NO_CAPABLE_AGENT, RESULTS_DURABLE, AgentDispatcher
+from actors.task_manager.config import TaskManagerConfig
+from actors.topology import AGENT_RESULTS, RESULTS
+from protocols.pipelines import PipelineResult
 from protocols.status import StatusEvent, WorkflowTransition
 from protocols.tasks import TaskSubmitted
 
@@ -26,10 +33,12 @@ FAST = DispatchConfig(deadline_s=1.0, poll_interval_s=0.1, departure_grace_s=2.0
 
 @pytest.fixture
 async def routing(bus: Bus) -> AsyncIterator[AgentDispatcher]:
-    """A registry and a dispatcher running in this process."""
+    """A registry and a task manager (with its dispatcher) running in this process."""
     registry = AgentRegistry(config=RegistryConfig(sweep_interval_s=0.05, expiry_grace_s=0.2))
-    async with registry.running(bus), AgentDispatcher(bus, config=FAST) as dispatcher:
-        yield dispatcher
+    manager = TaskManager(config=TaskManagerConfig(dispatch=FAST))
+    async with registry.running(bus), manager.running(bus):
+        assert manager.agents is not None
+        yield manager.agents
 
 
 @pytest.fixture
@@ -133,5 +142,54 @@ async def test_malformed_requirement_fails_the_workflow(
     await eventually(lambda: _async(states(transitions, "wf-5") == ["failed"]))
 
 
+async def test_every_ending_stores_a_result_before_the_terminal_transition(
+    bus: Bus, routing: AgentDispatcher, transitions: list[WorkflowTransition]
+) -> None:
+    """Succeeded, no capable agent, malformed requirement: each workflow has its result."""
+    results = await TypedBucket.bind(bus, RESULTS, PipelineResult)
+    async with stats_agent("stats-1").running(bus):
+        await eventually(lambda: _async("stats-1" in routing.index))
+        await routing.dispatch(task("wf-6"), "wf-6")
+        await routing.dispatch(task("wf-7", requires="text.stats>=2"), "wf-7")
+        await routing.dispatch(task("wf-8", requires="text stats"), "wf-8")
+        for workflow_id in ("wf-6", "wf-7", "wf-8"):
+
+            def ended(w: str = workflow_id) -> bool:
+                return states(transitions, w)[-1:] in (["succeeded"], ["failed"])
+
+            await eventually(ended, timeout=FAST.deadline_s + 5)
+            # The result was written before the terminal transition was published.
+            assert await results.get_or_none(workflow_id) is not None
+    ok = (await results.get("wf-6")).value
+    assert (ok.state, ok.steps[0].agent_id, ok.steps[0].output) == (
+        "succeeded",
+        "stats-1",
+        {"words": 4, "agent": "stats-1"},
+    )
+    late = (await results.get("wf-7")).value
+    assert (late.state, late.reason, late.steps[0].agent_id) == ("failed", NO_CAPABLE_AGENT, "")
+    bad = (await results.get("wf-8")).value
+    assert (bad.state, bad.error_class, bad.steps) == ("failed", "permanent", [])
+
+
 async def _async(value: object) -> object:
     return value
+
+
+async def test_dispatcher_handlers_are_the_task_managers(bus: Bus) -> None:
+    """The results consumer and both watches run as the task manager's handlers, in STATS."""
+    manager = TaskManager(config=TaskManagerConfig(dispatch=FAST))
+    async with manager.running(bus):
+        stats = json.loads((await bus.nc.request("$SRV.STATS.task_manager", b"", timeout=2.0)).data)
+        info = await bus.js.consumer_info(AGENT_RESULTS.name, RESULTS_DURABLE)
+    names = {e["name"] for e in stats["endpoints"]}
+    assert {RESULTS_DURABLE, "watch-troupe-agent-tasks", "watch-troupe-agents"} <= names
+    assert info.config.durable_name == RESULTS_DURABLE
+
+
+async def test_no_dispatch_config_turns_routing_off(bus: Bus) -> None:
+    """Without dispatch settings the task manager adds no agent handlers."""
+    manager = TaskManager(config=TaskManagerConfig(dispatch=None))
+    async with manager.running(bus):
+        assert manager.agents is None
+        assert all("agent" not in getattr(h.spec, "durable", "") for h in manager.handlers)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.task_manager.errors import TaskRejected
 from actors.task_manager.plan import find_cycle, plan
-from protocols.pipelines import PipelineSpec, StepSpec
+from protocols.pipelines import PipelineSpec, RetryPolicySpec, StepSpec
 
 
 def _pipeline(*steps: StepSpec) -> PipelineSpec:
@@ -139,3 +140,29 @@ def test_plan_detects_any_back_edge_as_a_cycle(steps: list[StepSpec], data: st.D
     assert cycle is not None
     assert cycle[0] == cycle[-1]
     assert _rejection(_pipeline(*by_name.values())).code == "cycle"
+
+
+def test_plan_rejects_a_step_naming_an_unknown_retry_policy() -> None:
+    """retry = "aggressive" is refused at validation, naming the known policies."""
+    spec = PipelineSpec(name="p", steps=[StepSpec(name="a", run="true", retry="aggressive")])
+    problem = _rejection(spec)
+    assert problem.code == "unknown_retry_policy"
+    assert "'aggressive'" in problem.detail
+    assert "quick" in problem.detail
+
+
+def test_plan_accepts_policies_the_pipeline_defines_and_rejects_invalid_ones() -> None:
+    """A pipeline's own policy can be named; a bad value or a redefined built-in is refused."""
+    fast = RetryPolicySpec(attempts=2, base_delay=0.1)
+    ok = PipelineSpec(
+        name="p",
+        steps=[StepSpec(name="a", run="true", retry="fast")],
+        retry_policies={"fast": fast},
+    )
+    assert plan(ok) == [["a"]]
+    bad = msgspec.structs.replace(
+        ok, retry_policies={"fast": RetryPolicySpec(base_delay=5.0, max_delay=1.0)}
+    )
+    assert "retry_policies.fast.max_delay" in _rejection(bad).detail
+    shadow = msgspec.structs.replace(ok, retry_policies={"quick": fast})
+    assert "redefines a built-in" in _rejection(shadow).detail

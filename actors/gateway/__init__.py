@@ -1,0 +1,1 @@
+"""The gateway: HTTP API, SSE and WebSocket, MCP, and API tokens for people and tools."""

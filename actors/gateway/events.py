@@ -1,0 +1,238 @@
+"""Live workflow events for SSE and WebSocket followers, resumable without a gap.
+
+Events are the status stream's messages (:data:`~protocols.status.STATUS_STREAM`);
+each carries its stream sequence, which is the SSE event id. :class:`EventHub`
+reads the stream once (one ordered consumer from "now") and fans every event out
+to the followers in memory, so a thousand followers cost one consumer.
+
+A follower first registers with the hub (buffering live events), then replays
+what the stream already holds after its starting point (its ``Last-Event-ID``,
+or the start of the workflow's history), then drains the buffer, skipping what
+the replay covered: every event arrives once, in stream order, with no gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from actors.runtime.codec import Codec, encoding_of
+from actors.runtime.errors import BadRequest
+from protocols.status import (
+    EVENTS_SUBJECTS,
+    STATUS_STREAM,
+    TERMINAL_STATES,
+    StatusEvent,
+    WorkflowTransition,
+    event_subject,
+)
+
+__all__ = ["EventHub", "StreamedEvent", "is_final"]
+
+log = logging.getLogger(__name__)
+
+_CODEC: Codec[StatusEvent] = Codec.of(StatusEvent)
+
+
+class StreamedEvent(msgspec.Struct, frozen=True):
+    """One status event with its stream sequence.
+
+    Attributes:
+        seq: status stream sequence (the event id).
+        workflow_id: the workflow it belongs to.
+        event: the decoded event.
+    """
+
+    seq: int
+    workflow_id: str
+    event: StatusEvent
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``{"seq", "event"}`` as JSON-ready builtins."""
+        return {"seq": self.seq, "event": msgspec.to_builtins(self.event)}
+
+
+def is_final(event: StreamedEvent) -> bool:
+    """Whether ``event`` moved its workflow into a terminal state."""
+    return isinstance(event.event, WorkflowTransition) and event.event.state in TERMINAL_STATES
+
+
+def _decode(msg: Msg) -> StreamedEvent | None:
+    try:
+        event = _CODEC.decode(msg.data, encoding_of(msg.headers))
+    except BadRequest:
+        log.debug("skipped an undecodable status event on %s", msg.subject)
+        return None
+    return StreamedEvent(msg.metadata.sequence.stream, event.workflow_id, event)
+
+
+class _Follower:
+    def __init__(self, workflow_id: str | None, limit: int) -> None:
+        self.workflow_id = workflow_id
+        self.queue: asyncio.Queue[StreamedEvent | None] = asyncio.Queue(limit)
+        self.overflowed = False
+
+    def offer(self, event: StreamedEvent) -> None:
+        if self.workflow_id is not None and event.workflow_id != self.workflow_id:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+class EventHub:
+    """Fan-out of the status stream to in-memory followers.
+
+    Args:
+        js: JetStream context of the gateway.
+        buffer: events a slow follower may fall behind by before it is cut off
+            (it reconnects with ``Last-Event-ID`` and loses nothing).
+        replay_timeout: seconds a replay may take.
+    """
+
+    def __init__(
+        self, js: JetStreamContext, *, buffer: int = 10_000, replay_timeout: float = 30.0
+    ) -> None:
+        self._js = js
+        self._buffer = buffer
+        self._replay_timeout = replay_timeout
+        self._followers: set[_Follower] = set()
+        self._sub: Any = None
+
+    @property
+    def followers(self) -> int:
+        """How many followers are attached."""
+        return len(self._followers)
+
+    async def start(self) -> None:
+        """Start reading new events from the status stream."""
+        self._sub = await self._js.subscribe(
+            EVENTS_SUBJECTS,
+            stream=STATUS_STREAM,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            cb=self._on_msg,
+        )
+
+    async def stop(self) -> None:
+        """Stop reading and end every follower."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for follower in list(self._followers):
+            with contextlib.suppress(asyncio.QueueFull):
+                follower.queue.put_nowait(None)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not self._followers:
+            return  # a follower that registers later replays what it needs from the stream
+        event = _decode(msg)
+        if event is None:
+            return
+        for follower in list(self._followers):
+            follower.offer(event)
+
+    async def _last_seq(self, subject: str) -> int:
+        """Return the stream sequence of the last event on ``subject`` (0: none)."""
+        try:
+            info = await self._js.stream_info(STATUS_STREAM)
+            if subject == EVENTS_SUBJECTS:
+                return int(info.state.last_seq or 0)
+            found = await self._js.get_msg(STATUS_STREAM, subject=subject)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(found.seq or 0)
+
+    async def _replay(self, subject: str, after: int, until: int) -> AsyncIterator[StreamedEvent]:
+        if until <= after:
+            return
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
+        )
+        sub = await self._js.subscribe(
+            subject, stream=STATUS_STREAM, ordered_consumer=True, config=config
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._replay_timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError(f"replay of {subject} not read in time")
+                try:
+                    msg = await sub.next_msg(timeout=remaining)
+                except nats.errors.TimeoutError:
+                    continue
+                seq = msg.metadata.sequence.stream
+                if seq > until:
+                    break
+                event = _decode(msg)
+                if event is not None:
+                    yield event
+                if seq >= until or msg.metadata.num_pending == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def history(self, workflow_id: str) -> AsyncIterator[StreamedEvent]:
+        """Yield every event the status stream holds for ``workflow_id``, oldest first."""
+        subject = event_subject(workflow_id)
+        until = await self._last_seq(subject)
+        async for event in self._replay(subject, 0, until):
+            yield event
+
+    async def follow(
+        self, workflow_id: str | None, *, after: int | None = None
+    ) -> AsyncIterator[StreamedEvent]:
+        """Yield the events of ``workflow_id`` (``None``: every workflow), in stream order.
+
+        Args:
+            workflow_id: the workflow, or ``None`` for the firehose.
+            after: resume after this sequence (a ``Last-Event-ID``); ``None``
+                replays the workflow's whole history (the firehose starts now).
+
+        A workflow's stream ends after its terminal transition. Ends early
+        (the client should reconnect with the last id it saw) when the
+        follower fell :attr:`buffer` events behind.
+        """
+        subject = EVENTS_SUBJECTS if workflow_id is None else event_subject(workflow_id)
+        follower = _Follower(workflow_id, self._buffer)
+        self._followers.add(follower)
+        try:
+            until = await self._last_seq(subject)
+            start = after if after is not None else (0 if workflow_id else until)
+            last = start
+            async for event in self._replay(subject, start, until):
+                last = event.seq
+                yield event
+                if workflow_id is not None and is_final(event):
+                    return
+            last = max(last, until)
+            while True:
+                item = await follower.queue.get()
+                if item is None:
+                    return
+                if item.seq <= last:
+                    continue
+                last = item.seq
+                yield item
+                if workflow_id is not None and is_final(item):
+                    return
+        finally:
+            self._followers.discard(follower)

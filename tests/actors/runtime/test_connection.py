@@ -1,0 +1,116 @@
+"""Connection: memoised header blocks read and write exactly what nats-py would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import nats.errors
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from actors.runtime import Bus
+from actors.runtime.connection import Connection, encode_header_block
+
+TOKEN = st.text(
+    alphabet="!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    min_size=1,
+    max_size=12,
+)
+HEADERS = st.dictionaries(TOKEN, st.text(max_size=20), max_size=4)
+
+
+async def _nats_py_block(headers: dict[str, str]) -> bytes:
+    """The header block nats-py's own publish writes for ``headers``."""
+    client = Client()
+    sent: list[bytes] = []
+
+    async def capture(cmd: bytes, priority: bool = False) -> None:
+        sent.append(cmd)
+
+    client._send_command = capture  # type: ignore[method-assign]
+    client._flush_queue = None
+    await client._send_publish("s", "", b"", 0, headers)
+    head, rest = sent[0].split(b"\r\n", 1)
+    block_size = int(head.split()[-2])
+    return rest[:block_size]
+
+
+@settings(max_examples=200, deadline=None)
+@given(HEADERS)
+def test_encoded_block_is_byte_for_byte_that_of_nats_py(headers: dict[str, str]) -> None:
+    """A memoised block is what nats-py writes for the same headers."""
+    assert encode_header_block(headers) == asyncio.run(_nats_py_block(headers))
+
+
+def test_encoding_refuses_what_nats_py_alone_may_judge() -> None:
+    """Invalid names and non-string values are left to nats-py's own path."""
+    assert encode_header_block({"bad name": "x"}) is None
+    assert encode_header_block({"Count": 3}) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(HEADERS)
+def test_parsed_block_is_that_of_nats_py_and_a_fresh_dict(headers: dict[str, str]) -> None:
+    """A block read twice parses as nats-py parses it, into a new dict each time."""
+
+    async def parse_twice() -> None:
+        block = encode_header_block(headers)
+        assert block is not None
+        expected = await Client()._process_headers(block)
+        connection = Connection()
+        first = await connection._process_headers(block)
+        assert first == expected
+        if first is not None:
+            first["Mutated"] = "yes"
+        second = await connection._process_headers(block)
+        assert second == expected
+        assert second is None or second is not first
+
+    asyncio.run(parse_twice())
+
+
+@pytest.mark.integration
+async def test_repeated_headers_arrive_intact_in_both_directions(bus: Bus) -> None:
+    """The same headers published many times arrive each time as sent, with the payload."""
+    assert isinstance(bus.nc, Connection)
+    got: asyncio.Queue[Msg] = asyncio.Queue()
+    sub = await bus.nc.subscribe("test.headers", cb=got.put)
+    await bus.nc.flush()
+    sent = [{"Content-Type": "application/msgpack"}, {"Content-Type": "application/json"}] * 3
+    sent.append({"Content-Type": "application/msgpack", "Trace": "x\r\ny"})
+    sent.append({"Content-Type": "application/msgpack", "Trace": "x\r\ny"})
+    for i, headers in enumerate(sent):
+        await bus.nc.publish("test.headers", str(i).encode(), headers=headers)
+    received = [await asyncio.wait_for(got.get(), 5) for _ in sent]
+    await sub.unsubscribe()
+    assert [m.data for m in received] == [str(i).encode() for i in range(len(sent))]
+    assert [m.headers for m in received[:6]] == sent[:6]
+    assert received[-1].headers == {"Content-Type": "application/msgpack", "Trace": "x  y"}
+    assert received[-1].headers is not received[-2].headers
+
+
+async def test_replies_reach_their_requests_without_the_reply_subscriptions_task(
+    bus: Bus,
+) -> None:
+    """A reply is handed to its waiting request as it is read, not via a second task."""
+
+    async def echo(msg: Msg) -> None:
+        await msg.respond(msg.data)
+
+    await bus.nc.subscribe("conn.echo", cb=echo)
+    nc = bus.nc
+    assert isinstance(nc, Connection)
+    await nc.request("conn.echo", b"first", timeout=5.0)
+    reply_sub = nc._subs[nc._reply_sid]
+    task = cast("asyncio.Task[None]", reply_sub._wait_for_msgs_task)
+    task.cancel()
+    replies = await asyncio.gather(
+        *(nc.request("conn.echo", str(i).encode(), timeout=5.0) for i in range(20))
+    )
+    assert [r.data for r in replies] == [str(i).encode() for i in range(20)]
+    with pytest.raises(nats.errors.NoRespondersError):
+        await nc.request("conn.nobody", b"", timeout=5.0)

@@ -1,0 +1,1 @@
+"""Kill-everything chaos suite: ``make chaos`` runs the full configuration."""
