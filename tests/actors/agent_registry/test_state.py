@@ -326,3 +326,13 @@ def test_find_answers_as_sorting_every_matching_agent_would(
             got = [(v.info.agent_id, now - v.last_seen_s) for v in index.find(query, now)]
             want = _find_by_sorting_everyone(index, agents, query, now)
             assert [a for a, _ in got] == [a for a, _ in want]
+
+
+def test_suspects_counts_agents_past_one_and_a_half_intervals() -> None:
+    """The gauge of suspect agents counts exactly those silent too long."""
+    index = AgentIndex()
+    index.heartbeat(info("a", interval=1.0), 10.0)
+    index.heartbeat(info("b", interval=4.0), 10.0)
+    assert index.suspects(11.4) == 0
+    assert index.suspects(11.6) == 1
+    assert index.suspects(16.1) == 2

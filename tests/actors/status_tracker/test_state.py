@@ -374,3 +374,26 @@ def test_a_retried_run_ends_the_same_in_any_order(events: list[StatusEvent]) -> 
     assert final is not None
     keep = ("state", "attempt", "round", "reason", "finished_at", "created_at", "updated_at")
     assert {k: getattr(final, k) for k in keep} == {k: getattr(in_order, k) for k in keep}
+
+
+def test_a_later_event_fills_in_metadata_the_first_one_lacked() -> None:
+    """Template, trace, labels and deadline carried only by a later event are kept."""
+    view = run(
+        wf("submitted", 1),
+        wf(
+            "queued",
+            2,
+            template="hello",
+            trace_id="t" * 32,
+            labels={"team": "a"},
+            deadline=60.0,
+        ),
+    )
+    assert (view.template, view.trace_id, view.labels, view.deadline) == (
+        "hello",
+        "t" * 32,
+        {"team": "a"},
+        60.0,
+    )
+    later = sm.apply(view, wf("running", 3, template="other", deadline=90.0)).view
+    assert (later.template, later.deadline) == ("hello", 60.0)
