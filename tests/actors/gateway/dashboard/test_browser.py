@@ -42,15 +42,51 @@ SLOW = {"pipeline": {"name": "slow", "steps": [{"name": "wait", "run": "sleep 12
 
 
 def _wait(driver: Any) -> Any:
+    """A bounded wait that tries again when a live update replaced what it was reading."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S)
+    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _css(driver: Any, selector: str) -> Any:
     from selenium.webdriver.common.by import By
 
     return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def _read(driver: Any, read: Callable[[Any], Any]) -> Any:
+    """``read(driver)``, read again if the page re-rendered an element it held meanwhile.
+
+    The pages redraw parts of themselves as events arrive, so an element found
+    a moment ago may be gone; what is asserted is what the page shows now.
+    """
+    box: list[Any] = []
+
+    def attempt(d: Any) -> bool:
+        box[:] = [read(d)]
+        return True
+
+    _wait(driver).until(attempt)
+    return box[0]
+
+
+def _text(driver: Any, selector: str) -> str:
+    """The text of the first element ``selector`` matches, as the page shows it now."""
+    return str(_read(driver, lambda d: _css(d, selector)[0].text))
+
+
+def _click(driver: Any, selector: str) -> None:
+    """Click the first element ``selector`` matches, found again if a live update replaced it."""
+
+    def attempt(d: Any) -> bool:
+        found = _css(d, selector)
+        if not found:
+            return False
+        found[0].click()
+        return True
+
+    _wait(driver).until(attempt)
 
 
 def test_a_submitted_workflow_appears_and_succeeds_without_reloading(
@@ -66,7 +102,7 @@ def test_a_submitted_workflow_appears_and_succeeds_without_reloading(
     _wait(driver).until(lambda d: _css(d, row))
     _wait(driver).until(lambda d: _css(d, f'{row}[data-state="succeeded"]'))
     assert driver.execute_script("return window.__sameDocument === true")
-    assert "t=1" in _css(driver, row)[0].text
+    assert "t=1" in _text(driver, row)
 
 
 def test_the_detail_page_draws_the_step_graph_and_the_timeline(
@@ -77,15 +113,18 @@ def test_the_detail_page_draws_the_step_graph_and_the_timeline(
     assert wait_state(gateway, tokens["operator"], workflow_id, {"succeeded"}) == "succeeded"
     driver = chromium()
     sign_in(driver, gateway, tokens["viewer"])
-    driver.find_element("css selector", f'a[href="/workflows/{workflow_id}"]').click()
+    _click(driver, f'a[href="/workflows/{workflow_id}"]')
     _wait(driver).until(lambda d: _css(d, "svg.graph"))
-    nodes = {
-        n.get_attribute("data-step"): n.get_attribute("data-state")
-        for n in _css(driver, "svg.graph a.node")
-    }
+    nodes = _read(
+        driver,
+        lambda d: {
+            n.get_attribute("data-step"): n.get_attribute("data-state")
+            for n in _css(d, "svg.graph a.node")
+        },
+    )
     assert nodes == {"greet": "succeeded", "shout": "succeeded"}
     assert len(_css(driver, "svg.graph path.edge")) == 1
-    entries = [li.text for li in _css(driver, "#timeline li")]
+    entries = _read(driver, lambda d: [li.text for li in _css(d, "#timeline li")])
     assert any("succeeded" in e and "workflow" in e for e in entries)
     assert any("greet" in e for e in entries)
 
@@ -114,12 +153,12 @@ def test_the_detail_page_shows_a_running_steps_output_as_it_is_printed(
         _wait(driver).until(lambda d: _css(d, '#live-output[data-following="1"]'))
         opened.touch()
         _wait(driver).until(lambda d: "first-line" in _css(d, "#live-output")[0].text)
-        assert "second-line" not in _css(driver, "#live-output")[0].text
+        assert "second-line" not in _text(driver, "#live-output")
         assert _css(driver, '#state:not([data-state="succeeded"])')
         gate.touch()
         _wait(driver).until(lambda d: _css(d, '#state[data-state="succeeded"]'))
         _wait(driver).until(lambda d: _css(d, '#live-output[data-following="0"]'))
-        shown = _css(driver, "#live-output")[0].text
+        shown = _text(driver, "#live-output")
         assert shown.index("first-line") < shown.index("second-line")
     finally:
         gate.touch()
@@ -148,7 +187,7 @@ def test_the_detail_page_starts_with_what_a_running_step_printed_before_it_opene
         sign_in(driver, gateway, tokens["viewer"])
         driver.get(f"{gateway.url}/workflows/{workflow_id}")
         _wait(driver).until(lambda d: "early-line" in _css(d, "#live-output")[0].text)
-        assert "late-line" not in _css(driver, "#live-output")[0].text
+        assert "late-line" not in _text(driver, "#live-output")
         gate.touch()
         _wait(driver).until(lambda d: _css(d, '#state[data-state="succeeded"]'))
     finally:
@@ -168,9 +207,8 @@ def test_a_failed_step_shows_its_error_class_and_a_link_to_troubleshooting(
         lambda d: _css(d, 'svg.graph a.node[data-step="transform"][data-state="failed"]')
     )
     _wait(driver).until(lambda d: _css(d, "section.error"))
-    error = _css(driver, "section.error")[0]
-    assert "permanent" in error.text
-    link = _css(driver, "section.error a")[0].get_attribute("href")
+    assert "permanent" in _text(driver, "section.error")
+    link = _read(driver, lambda d: _css(d, "section.error a")[0].get_attribute("href"))
     assert "/docs/" in link
     _wait(driver).until(lambda d: _css(d, '#state[data-state="failed"]'))
     driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
@@ -204,7 +242,7 @@ def test_an_operator_cancels_a_running_workflow(
     sign_in(driver, gateway, tokens["operator"])
     driver.get(f"{gateway.url}/workflows/{workflow_id}")
     _wait(driver).until(lambda d: _css(d, 'svg.graph a.node[data-state="running"]'))
-    _css(driver, "#cancel")[0].click()
+    _click(driver, "#cancel")
     _wait(driver).until(lambda d: _css(d, '#state[data-state="cancelled"]'))
     assert not _css(driver, "#cancel")
 
