@@ -48,6 +48,7 @@ async def _latency(bus: Bus, client: Client, report: Report) -> None:
     mcp_times: list[float] = []
     nats_calls: list[float] = []
     mcp_calls: list[float] = []
+    mcp_cpu: list[float] = []
     for i in range(LATENCY_N * 2 + 2):
         workflow_id = f"bench-mcp-{uuid.uuid4().hex[:12]}"
         warm = i > 1
@@ -64,11 +65,12 @@ async def _latency(bus: Bus, client: Client, report: Report) -> None:
         else:
 
             async def start(wid: str = workflow_id, warm: bool = warm) -> None:
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 result = await client.call_tool(
                     "submit_workflow", {"pipeline": spec, "idempotency_key": wid}
                 )
                 (mcp_calls if warm else []).append(time.perf_counter() - began)
+                (mcp_cpu if warm else []).append(time.process_time() - cpu)
                 if result.is_error:
                     raise RuntimeError(f"submit_workflow failed: {result.content}")
 
@@ -81,6 +83,11 @@ async def _latency(bus: Bus, client: Client, report: Report) -> None:
     report("MCP / NATS latency ratio (p50)", over_mcp / over_nats, "x", "target <= 1.2")
     report("NATS submit: send until acknowledged (p50)", statistics.median(nats_calls) * 1000, "ms")
     report("MCP submit_workflow call round trip (p50)", statistics.median(mcp_calls) * 1000, "ms")
+    report(
+        "MCP client CPU per submit_workflow call (p50, SDK client)",
+        statistics.median(mcp_cpu) * 1000,
+        "ms",
+    )
     report("load average (1 min) after the rounds", os.getloadavg()[0], "", "2 cores")
 
 

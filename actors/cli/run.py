@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
 from actors.cli.gateway_http import add_http_options, http_env
 from actors.cli.options import add_connection_options, connection_config
 from actors.roster import ACTORS, ActorSpecError, resolve_actor
+from actors.runtime import loops
 from actors.runtime.errors import ConfigError, TroupeError
 from actors.runtime.launcher import USER_ACTOR_ROLE
 from actors.runtime.supervisor import EXIT_CONFIG
@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.grace is not None:
         actor.grace = args.grace
     try:
-        asyncio.run(actor.serve(config))
+        loops.run(actor.serve(config), loop=cls.event_loop)
     except ConfigError as exc:
         # Exit 78: a supervisor does not restart an actor whose configuration cannot work.
         print(f"troupe run {args.actor}: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ from actors.runtime.cancellation import cancel_and_wait
 from actors.runtime.errors import ConfigError
 from actors.runtime.handlers import RequestContext
 from actors.runtime.kv import TypedBucket
+from actors.runtime.loops import EventLoop
 from actors.runtime.topology import BucketSpec, StreamSpec
 from actors.runtime.watch import Entry
 from actors.schedules.client import ScheduleStore
@@ -155,6 +156,8 @@ class Gateway(Actor):
 
     name: ClassVar[str] = "gateway"
     description: ClassVar[str] = "HTTP API, SSE, WebSocket and MCP; API tokens"
+    event_loop: ClassVar[EventLoop] = "uvloop"
+    """HTTP parsing and stream callbacks are most of a request's cost: uvloop does them in C."""
     # The status stream is only read: the event hub follows it for SSE and WebSocket.
     streams = (AUDIT, STATUS_EVENTS)
     buckets = (TOKENS, SUBMISSIONS)

@@ -41,6 +41,7 @@ from actors.runtime.clock import Clock, system_clock
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.handler_host import HandlerHost, Runtime
 from actors.runtime.handlers import ConsumerSpec, handler_specs
+from actors.runtime.loops import EventLoop
 from actors.runtime.micro import ActorService
 from actors.runtime.profiling import profiled
 from actors.runtime.tasks import ManagedTasks
@@ -89,6 +90,8 @@ class Actor(HandlerHost):
     """Object stores the actor uses, bound at start."""
     consumers: ClassVar[tuple[ConsumerSpec, ...]] = ()
     """Durable consumers run besides the ``@consumer`` handlers (see :meth:`topology`)."""
+    event_loop: ClassVar[EventLoop] = "asyncio"
+    """The loop ``troupe run`` starts the actor's process on (:mod:`actors.runtime.loops`)."""
     grace: float = 10.0
     """Seconds in-flight handlers get to finish on shutdown before being handed back."""
     task_grace: float = 5.0
