@@ -282,10 +282,10 @@ class ActorBehaviour:
         async with actor.running(bus):
             answer = await ping(bus, actor.name)
             info = json.loads(
-                (await bus.nc.request(f"$SRV.INFO.{actor.name}", b"", timeout=2.0)).data
+                (await bus.nc.request(f"$SRV.INFO.{actor.name}", b"", timeout=10.0)).data
             )
             stats = json.loads(
-                (await bus.nc.request(f"$SRV.STATS.{actor.name}", b"", timeout=2.0)).data
+                (await bus.nc.request(f"$SRV.STATS.{actor.name}", b"", timeout=10.0)).data
             )
             running = {_subject_of(r) for r in actor.handlers}
         assert answer is not None

@@ -231,8 +231,8 @@ async def test_inbox_consumer_appears_in_micro_info_and_stats(bus: Bus) -> None:
     async with agent.running(bus):
         await agent.send("stats-probe", {"n": 1}, kind="note")
         await eventually(lambda: agent.handled == 1)
-        info = json.loads((await bus.nc.request("$SRV.INFO.agent", b"", timeout=2.0)).data)
-        stats = json.loads((await bus.nc.request("$SRV.STATS.agent", b"", timeout=2.0)).data)
+        info = json.loads((await bus.nc.request("$SRV.INFO.agent", b"", timeout=10.0)).data)
+        stats = json.loads((await bus.nc.request("$SRV.STATS.agent", b"", timeout=10.0)).data)
     assert info["metadata"]["agent_id"] == "stats-probe"
     (inbox,) = [e for e in info["endpoints"] if e["subject"] == inbox_subject("stats-probe")]
     assert inbox["metadata"]["kind"] == "stream"

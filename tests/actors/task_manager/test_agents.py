@@ -180,7 +180,9 @@ async def test_dispatcher_handlers_are_the_task_managers(bus: Bus) -> None:
     """The results consumer and both watches run as the task manager's handlers, in STATS."""
     manager = TaskManager(config=TaskManagerConfig(dispatch=FAST))
     async with manager.running(bus):
-        stats = json.loads((await bus.nc.request("$SRV.STATS.task_manager", b"", timeout=2.0)).data)
+        stats = json.loads(
+            (await bus.nc.request("$SRV.STATS.task_manager", b"", timeout=10.0)).data
+        )
         info = await bus.js.consumer_info(AGENT_RESULTS.name, RESULTS_DURABLE)
     names = {e["name"] for e in stats["endpoints"]}
     assert {RESULTS_DURABLE, "watch-troupe-agent-tasks", "watch-troupe-agents"} <= names
