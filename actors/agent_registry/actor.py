@@ -52,6 +52,7 @@ class AgentRegistry(Actor):
     """
 
     name = "agent_registry"
+    event_loop = "uvloop"
     description = "Agent discovery: live index of heartbeats, find by capability"
     buckets = (AGENTS,)
     streams = (AGENT_INBOX,)

@@ -69,6 +69,7 @@ class BreakerSupervisor(Actor):
     """
 
     name = "breaker_supervisor"
+    event_loop = "uvloop"
     description = "Circuit breakers per key, shared through KV; outcome reports in"
     streams = (BREAKER_REPORTS,)
     buckets = (BREAKERS, BREAKER_SNAPSHOTS)

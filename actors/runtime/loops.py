@@ -1,12 +1,14 @@
 """The event loop an actor process runs on.
 
-Every actor runs on the standard asyncio loop unless its class asks for
-``uvloop`` (:attr:`actors.runtime.actor.Actor.event_loop`), as the gateway
-does: most of its work per request is the loop's own (HTTP parsing handlers,
-stream callbacks, task switches), which uvloop does in C. An actor that
-starts child processes stays on asyncio, whose subprocess support is the
-reference (``user``, ``group``, ``preexec_fn``). Where uvloop is not
-installed (it has no Windows build) the standard loop runs instead.
+An actor runs on the standard asyncio loop unless its class asks for
+``uvloop`` (:attr:`actors.runtime.actor.Actor.event_loop`), as the gateway,
+the task manager, the status tracker, the breaker supervisor and the agent
+registry do: much of their work per message is the loop's own (socket
+callbacks, HTTP parsing, task switches), which uvloop does in C. The
+pipeline runner, which starts steps as child processes, stays on asyncio,
+whose subprocess support is the reference (``user``, ``group``,
+``preexec_fn``). Where uvloop is not installed (it has no Windows build) the
+standard loop runs instead.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ class StatusTracker(Actor):
     """
 
     name = "status_tracker"
+    event_loop = "uvloop"
     description = "Workflow state machine, progress, ETA and queries"
     streams = (STATUS_EVENTS,)
     buckets = (WORKFLOWS, DURATIONS)

@@ -130,6 +130,7 @@ class TaskManager(Actor):
     """
 
     name = "task_manager"
+    event_loop = "uvloop"
     description = "Turns submitted tasks into validated, planned pipeline runs"
     streams = (STATUS_EVENTS, PIPELINES)
     buckets = (TASK_IDS,)

@@ -35,8 +35,9 @@ def test_without_uvloop_installed_the_standard_loop_runs(monkeypatch: pytest.Mon
     assert loops.run(_loop_module(), loop="uvloop").startswith("asyncio")
 
 
-def test_only_the_gateway_asks_for_uvloop() -> None:
-    """Actors that start child processes keep the reference asyncio subprocess support."""
+def test_every_built_in_actor_but_the_runner_asks_for_uvloop() -> None:
+    """The pipeline runner starts steps as child processes: it keeps asyncio's subprocesses."""
     kinds = {name: resolve_actor(name).event_loop for name in ACTORS}
-    assert kinds.pop("gateway") == Gateway.event_loop == "uvloop"
-    assert set(kinds.values()) == {"asyncio"}
+    assert kinds.pop("pipeline_runner") == "asyncio"
+    assert Gateway.event_loop == "uvloop"
+    assert set(kinds.values()) == {"uvloop"}
