@@ -83,12 +83,16 @@ class GatewayMetrics:
 
         def counter(name: str) -> Counter[Attributes]:
             # Counted in a dict and read at collection: an SDK counter's add() costs
-            # about a tenth of a millisecond, paid on every status update.
+            # about a tenth of a millisecond, paid on every status update. The OTLP
+            # reader collects from its own thread: it reads a copy (list() of a dict's
+            # items holds the GIL throughout).
             spec = metric(name)
             counts: Counter[Attributes] = Counter()
             meter.create_observable_counter(
                 name,
-                callbacks=[lambda _options: [Observation(n, dict(k)) for k, n in counts.items()]],
+                callbacks=[
+                    lambda _options: [Observation(n, dict(k)) for k, n in list(counts.items())]
+                ],
                 unit=spec.unit,
                 description=spec.description,
             )
