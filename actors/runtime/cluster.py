@@ -407,12 +407,31 @@ class ClusterTroupe(Troupe):
         if supervisor is not None:
             await supervisor.stop()
 
-    def kill_node(self, name: str) -> None:
-        """SIGKILL node ``name``; its supervisor restarts it after a short backoff."""
+    def node_ready(self, name: str) -> bool:
+        """Whether node ``name`` runs and its current process answered the ready probe."""
         state = self._node_state(name)
-        if state is not None and state.proc is not None and state.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                state.proc.kill()
+        return (
+            state is not None
+            and state.ready
+            and state.proc is not None
+            and state.proc.returncode is None
+        )
+
+    def kill_node(self, name: str) -> bool:
+        """SIGKILL node ``name``; its supervisor restarts it after a short backoff.
+
+        Returns:
+            Whether a running process was killed (``False``: the node was down
+            already, waiting for its restart, or stopped).
+        """
+        state = self._node_state(name)
+        if state is None or state.proc is None or state.proc.returncode is not None:
+            return False
+        try:
+            state.proc.kill()
+        except ProcessLookupError:
+            return False
+        return True
 
     def restarts(self) -> dict[str, ChildState]:
         """Every supervised child, the nodes as ``nats-server-<node>``, and its restarts."""

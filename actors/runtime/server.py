@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -86,12 +87,54 @@ def default_config_path() -> Path:
     return Path(str(resources.files("actors.runtime").joinpath("nats.conf")))
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
+_PORT_FLOOR = 10_000
+"""Lowest port :func:`free_port` draws."""
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+"""Ports :func:`free_port` already returned in this process."""
+
+
+def ephemeral_low() -> int:
+    """Return the first port of the kernel's ephemeral range (32768 where it cannot be read)."""
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free now and that no connection will take.
+
+    The port is drawn below the kernel's ephemeral range: the source port of
+    every outgoing connection comes from that range, so a port picked there
+    (as ``bind(("127.0.0.1", 0))`` picks) may be taken by a connection before
+    the server that was meant to listen on it binds it. A port is not
+    returned twice in one process.
+    """
+    low = ephemeral_low()
+    if low - _PORT_FLOOR >= 1000:
+        for _ in range(200):
+            port = _PORT_FLOOR + secrets.randbelow(low - _PORT_FLOOR)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            break
+    _handed_out.add(port)
+    return port
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:

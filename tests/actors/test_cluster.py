@@ -125,13 +125,20 @@ async def test_workflows_all_succeed_while_a_random_node_is_sigkilled_every_few_
             submitted.set()
 
         async def killer() -> None:
-            # Kill until every workflow is in, at least three times: each node restarts
-            # on its store and catches up before the next kill can take a second node.
+            # Kill until every workflow is in, at least three times, one node at a time:
+            # the next kill waits until every node is back and ready (a node killed
+            # again and again waits longer before each restart).
             while not submitted.is_set() or len(kills) < 3:
                 await asyncio.sleep(KILL_EVERY)
+                await eventually(
+                    lambda: all(troupe.node_ready(n.name) for n in troupe.nodes),
+                    timeout=120.0,
+                    interval=0.1,
+                    what="every node back and ready",
+                )
                 node = rng.choice(troupe.nodes)
-                troupe.kill_node(node.name)
-                kills.append(node.name)
+                if troupe.kill_node(node.name):
+                    kills.append(node.name)
 
         await asyncio.gather(submit_all(), killer())
         await _settled(bus)

@@ -24,13 +24,16 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import nats.errors
 
 from actors.runtime.bus import Bus
+from actors.runtime.errors import Unavailable
 from actors.runtime.kv import TypedBucket
 from actors.topology import RESULTS, STATUS_EVENTS, WORKFLOWS
 from protocols.pipelines import PipelineResult, step_key
@@ -47,6 +50,8 @@ VERDICTS = (
     "unexpected",
 )
 BAD = frozenset({"lost", "duplicated-concurrently", "failed", "unexpected"})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +156,26 @@ async def _history(bus: Bus) -> dict[str, list[StepTransition]]:
     return found
 
 
+async def _answered(call: Callable[[], Awaitable[T]], *, within: float = 60.0) -> T:
+    """``call()``, again (for at most ``within`` s) while the server answers with an error.
+
+    Right after a node of a cluster was killed, a stream whose leader it was
+    answers nothing until the others elect a new one.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await call()
+        except (nats.errors.Error, Unavailable):
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def collect(bus: Bus, ids: list[str], side: Path, *, timeout: float) -> Observed:
     """Wait (up to ``timeout`` s) for every workflow's result and view; gather the evidence."""
-    results = await TypedBucket.bind(bus, RESULTS, PipelineResult)
-    views = await TypedBucket.bind(bus, WORKFLOWS, WorkflowView)
+    results = await _answered(lambda: TypedBucket.bind(bus, RESULTS, PipelineResult))
+    views = await _answered(lambda: TypedBucket.bind(bus, WORKFLOWS, WorkflowView))
     seen = Observed(ids=ids)
     deadline = time.monotonic() + timeout
     pending = set(ids)
@@ -173,7 +194,7 @@ async def collect(bus: Bus, ids: list[str], side: Path, *, timeout: float) -> Ob
                 pending.discard(wf)
         if pending:
             await asyncio.sleep(1.0)
-    seen.history = await _history(bus)
+    seen.history = await _answered(lambda: _history(bus))
     for wf in ids:
         result = seen.results.get(wf)
         names = [s.name for s in result.steps] if result else []

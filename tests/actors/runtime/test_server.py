@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from actors.runtime.errors import ServerError, TopologyMissing
 from actors.runtime.server import (
     NatsServer,
     default_config_path,
+    ephemeral_low,
+    free_port,
     load_secrets,
     role_password_var,
 )
@@ -258,3 +261,14 @@ async def test_an_actor_on_a_troupe_server_binds_and_names_what_is_missing(
         async with await Bus.connect(config) as bus:
             with pytest.raises(TopologyMissing, match=r"TROUPE_DLQ.*troupe init"):
                 await Greeter().start(bus)
+
+
+def test_free_ports_are_outside_the_ephemeral_range_distinct_and_bindable() -> None:
+    """No outgoing connection can take a port handed out before its server binds it."""
+    low = ephemeral_low()
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 < p < low for p in ports), [p for p in ports if p >= low]
+    for port in ports[:5]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
