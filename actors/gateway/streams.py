@@ -38,7 +38,7 @@ from actors.runtime.errors import NotFound
 from protocols.pipelines import StepOutput
 from protocols.tasks import TASK_ID_PATTERN
 
-__all__ = ["KEEPALIVE_S", "stream_routes"]
+__all__ = ["KEEPALIVE_S", "sse_body", "stream_routes"]
 
 KEEPALIVE_S = 15.0
 """Seconds between SSE comment lines that keep idle connections open."""
@@ -78,11 +78,18 @@ def _log_frame(out: StepOutput) -> bytes:
     return b"event: troupe.pipelines.v1.output\ndata: %s\n\n" % _ENCODER.encode(out)
 
 
-async def _sse_body(
+async def sse_body(
     events: AsyncIterator[T],
     frame: Callable[[T], bytes] = _frame,  # type: ignore[assignment]
+    *,
+    preamble: bytes = b": troupe events\nretry: 1000\n\n",
 ) -> AsyncIterator[bytes]:
-    yield b": troupe events\nretry: 1000\n\n"
+    """An SSE body: ``preamble``, then each event as ``frame`` renders it, with keep-alives.
+
+    A comment line goes out every :data:`KEEPALIVE_S` seconds without an event,
+    so proxies and clients keep the connection open.
+    """
+    yield preamble
     iterator = events.__aiter__()
     pending: asyncio.Task[T] | None = None
     try:
@@ -121,7 +128,7 @@ def _sse(services: Services) -> Route:
                 return error_response(exc)
         events = services.follow(workflow_id, after=after)
         return StreamingResponse(
-            _sse_body(events),
+            sse_body(events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -145,7 +152,7 @@ def _logs(services: Services) -> Route:
                 return error_response(exc)
         lines = follow_logs(services.bus, workflow_id, step=request.query_params.get("step"))
         return StreamingResponse(
-            _sse_body(lines, _log_frame),
+            sse_body(lines, _log_frame),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

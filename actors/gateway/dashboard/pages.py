@@ -11,7 +11,6 @@ event arrives, never on a timer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from actors.gateway.dashboard.views import page
 from actors.gateway.dashboard.workflows import Filters, list_page, load_rows, rows_html
 from actors.gateway.events import StreamedEvent
 from actors.gateway.services import Services
+from actors.gateway.streams import sse_body
 from actors.runtime.errors import NotFound, RequestError
 from protocols.status import WorkflowTransition
 from protocols.tasks import TASK_ID_PATTERN
@@ -276,31 +276,8 @@ def _sse_frame(event: StreamedEvent) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (event.seq, data)
 
 
-async def _sse(events: AsyncIterator[StreamedEvent]) -> AsyncIterator[bytes]:
-    yield b": troupe dashboard\nretry: 2000\n\n"
-    iterator = events.__aiter__()
-    pending: asyncio.Task[StreamedEvent] | None = None
-    try:
-        while True:
-            pending = pending or asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
-            if not done:
-                yield b": keep-alive\n\n"
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
-            yield _sse_frame(event)
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        with contextlib.suppress(Exception):
-            await iterator.aclose()  # type: ignore[attr-defined]
+def _sse(events: AsyncIterator[StreamedEvent]) -> AsyncIterator[bytes]:
+    return sse_body(events, _sse_frame, preamble=b": troupe dashboard\nretry: 2000\n\n")
 
 
 async def events(request: Request, services: Services, principal: Principal) -> Response:
