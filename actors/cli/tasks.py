@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import random
 import re
 import sys
 import time
@@ -175,13 +174,7 @@ def trace_root(name: str) -> Iterator[str]:
         with telemetry.tracer().start_as_current_span(name) as span:
             yield format(span.get_span_context().trace_id, "032x")
         return
-    ids = random.SystemRandom()
-    context = trace.SpanContext(
-        trace_id=ids.getrandbits(128) or 1,
-        span_id=ids.getrandbits(64) or 1,
-        is_remote=False,
-        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-    )
+    context = telemetry.fresh_context()
     with trace.use_span(trace.NonRecordingSpan(context)):
         yield format(context.trace_id, "032x")
 

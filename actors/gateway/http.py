@@ -8,7 +8,6 @@ trace (``traceparent``), or starts one, so what the gateway publishes joins it.
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -146,13 +145,7 @@ def request_trace(conn: HTTPConnection, name: str) -> Iterator[None]:
         ):
             yield
         return
-    ids = random.SystemRandom()
-    context = trace.SpanContext(
-        trace_id=ids.getrandbits(128) or 1,
-        span_id=ids.getrandbits(64) or 1,
-        is_remote=False,
-        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-    )
+    context = telemetry.fresh_context()
     with trace.use_span(trace.NonRecordingSpan(context)):
         yield
 

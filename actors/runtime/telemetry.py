@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
@@ -37,6 +38,7 @@ __all__ = [
     "current_trace_id",
     "destination_template",
     "ensure_trace_ids",
+    "fresh_context",
     "inject_context",
     "internal_span",
     "process_span",
@@ -188,6 +190,22 @@ def inject_context(headers: MutableMapping[str, str]) -> MutableMapping[str, str
     """Write the current trace context into ``headers`` and return them."""
     propagate.inject(headers)
     return headers
+
+
+def fresh_context() -> trace.SpanContext:
+    """Return a sampled span context with new random ids, to make current when none is.
+
+    It is only propagated, never exported: a door that starts a workflow
+    without an exporter (the CLI, the gateway) still gives it a trace id the
+    user can look up. Ids come from :func:`random.getrandbits`, as the
+    OpenTelemetry SDK's own generator draws them.
+    """
+    return trace.SpanContext(
+        trace_id=random.getrandbits(128) or 1,
+        span_id=random.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
 
 
 def current_trace_id() -> str | None:

@@ -10,7 +10,6 @@ troupe's error code and docs section (see :mod:`actors.gateway.mcp.errors`).
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -47,13 +46,7 @@ def tool_span(tool: str) -> Iterator[None]:
     if trace.get_current_span().get_span_context().is_valid:
         yield
         return
-    ids = random.SystemRandom()
-    context = trace.SpanContext(
-        trace_id=ids.getrandbits(128) or 1,
-        span_id=ids.getrandbits(64) or 1,
-        is_remote=False,
-        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-    )
+    context = telemetry.fresh_context()
     with trace.use_span(trace.NonRecordingSpan(context)):
         yield
 

@@ -282,3 +282,11 @@ def test_configure_tracing_honours_the_standard_variables(
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"on": True, "service": service, "exporters": [exporter]}
+
+
+def test_a_fresh_context_is_valid_sampled_local_and_new_each_time() -> None:
+    """The context a door makes current when no trace is: real ids, sampled, never repeated."""
+    contexts = [telemetry.fresh_context() for _ in range(1000)]
+    assert all(c.is_valid and c.trace_flags.sampled and not c.is_remote for c in contexts)
+    assert len({c.trace_id for c in contexts}) == len(contexts)
+    assert len({c.span_id for c in contexts}) == len(contexts)
