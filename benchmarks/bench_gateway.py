@@ -8,6 +8,10 @@ A whole troupe runs as ``troupe up`` runs it (its gateway on a free port).
   the HTTP door (target <= 1.2).
 * ``SSE fan-out``: ``FOLLOWERS`` SSE clients follow one workflow; the time from
   the first follower receiving its final state until the last one has it.
+* ``gateway CPU per workflow, nobody following``: what a running gateway costs
+  for each workflow submitted straight over NATS while no client follows
+  events (``IDLE_N`` workflows one at a time, the gateway process's CPU time
+  from ``/proc``).
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from actors.cli.options import connection_config
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec, encoding_of
 from actors.runtime.server import free_port
+from benchmarks.procstat import cpu_times
 from protocols.pipelines import PipelineSpec, StepSpec
 from protocols.status import TERMINAL_STATES, WorkflowView, update_subject
 from protocols.tasks import SUBMIT_SUBJECT, TaskSubmitted
 
 LATENCY_N = 20
 FOLLOWERS = 1000
+IDLE_N = 60
 
 Report = Callable[..., None]
 
@@ -183,6 +189,23 @@ class GatewayTroupe:
     nats_url: str
     """The embedded server's URL."""
     state_dir: Path
+    up_pid: int = 0
+    """The ``troupe up`` process."""
+
+    def gateway_pid(self) -> int:
+        """The gateway actor's process (a child of ``troupe up``), 0 if not found."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if parent == self.up_pid and b"run" in argv and b"gateway" in argv:
+                return int(entry.name)
+        return 0
 
     async def connect(self, role: str) -> Bus:
         """Return a bus logged in to the troupe's server as ``role``."""
@@ -211,6 +234,7 @@ async def gateway_troupe(prefix: str) -> AsyncIterator[GatewayTroupe]:
                 token=(state_dir / "gateway-token").read_text().strip(),
                 nats_url=troupe_url(state_dir),
                 state_dir=state_dir,
+                up_pid=proc.pid,
             )
         finally:
             proc.send_signal(signal.SIGINT)
@@ -218,6 +242,23 @@ async def gateway_troupe(prefix: str) -> AsyncIterator[GatewayTroupe]:
                 proc.wait(60)
             if proc.poll() is None:
                 proc.kill()
+
+
+async def _idle_cost(bus: Bus, troupe: GatewayTroupe, report: Report) -> None:
+    pid = troupe.gateway_pid()
+    if not pid:
+        raise RuntimeError("the gateway process was not found")
+    before = cpu_times(pid).own
+    for _ in range(IDLE_N):
+        workflow_id = f"bench-idle-{uuid.uuid4().hex[:12]}"
+
+        async def start(wid: str = workflow_id) -> None:
+            task = TaskSubmitted(task_id=wid, pipeline=_pipeline(), submitted_at=time.time())
+            await bus.send(SUBMIT_SUBJECT, task, msg_id=wid)
+
+        await _finished(bus, workflow_id, start)
+    spent = cpu_times(pid).own - before
+    report("gateway CPU per workflow over NATS, nobody following", spent / IDLE_N, "ms")
 
 
 async def run(report: Report) -> None:
@@ -232,6 +273,7 @@ async def run(report: Report) -> None:
             limits=limits,
         ) as http:
             try:
+                await _idle_cost(bus, troupe, report)
                 await _latency(bus, http, report)
                 await _fanout(http, bus, report)
             finally:

@@ -3,7 +3,10 @@
 Events are the status stream's messages (:data:`~protocols.status.STATUS_STREAM`);
 each carries its stream sequence, which is the SSE event id. :class:`EventHub`
 reads the stream once (one ordered consumer from "now") and fans every event out
-to the followers in memory, so a thousand followers cost one consumer.
+to the followers in memory, so a thousand followers cost one consumer. The
+consumer exists only while someone follows (and ``idle_s`` after the last one
+left, so reconnecting clients do not recreate it): a gateway nobody watches
+receives none of the workflows' events.
 
 A follower first registers with the hub (buffering live events), then replays
 what the stream already holds after its starting point (its ``Last-Event-ID``,
@@ -102,41 +105,97 @@ class EventHub:
         buffer: events a slow follower may fall behind by before it is cut off
             (it reconnects with ``Last-Event-ID`` and loses nothing).
         replay_timeout: seconds a replay may take.
+        idle_s: seconds the stream is still read after the last follower left.
     """
 
     def __init__(
-        self, js: JetStreamContext, *, buffer: int = 10_000, replay_timeout: float = 30.0
+        self,
+        js: JetStreamContext,
+        *,
+        buffer: int = 10_000,
+        replay_timeout: float = 30.0,
+        idle_s: float = 30.0,
     ) -> None:
         self._js = js
         self._buffer = buffer
         self._replay_timeout = replay_timeout
+        self._idle_s = idle_s
         self._followers: set[_Follower] = set()
         self._sub: Any = None
+        self._reading = asyncio.Lock()
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     @property
     def followers(self) -> int:
         """How many followers are attached."""
         return len(self._followers)
 
+    @property
+    def reading(self) -> bool:
+        """Whether the hub holds its consumer on the status stream now."""
+        return self._sub is not None
+
     async def start(self) -> None:
-        """Start reading new events from the status stream."""
-        self._sub = await self._js.subscribe(
-            EVENTS_SUBJECTS,
-            stream=STATUS_STREAM,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-            cb=self._on_msg,
-        )
+        """Make the hub ready; the stream is read once someone follows."""
+        self._stopped = False
 
     async def stop(self) -> None:
         """Stop reading and end every follower."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        self._stopped = True
+        self._cancel_idle()
+        async with self._reading:
+            await self._unsubscribe()
+        if self._closing:
+            await asyncio.wait(set(self._closing))
         for follower in list(self._followers):
             with contextlib.suppress(asyncio.QueueFull):
                 follower.queue.put_nowait(None)
+
+    async def _attach(self, follower: _Follower) -> None:
+        """Register ``follower`` and make sure the stream is read from now on."""
+        self._cancel_idle()
+        self._followers.add(follower)
+        async with self._reading:
+            if self._sub is None and not self._stopped:
+                self._sub = await self._js.subscribe(
+                    EVENTS_SUBJECTS,
+                    stream=STATUS_STREAM,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.NEW,
+                    cb=self._on_msg,
+                )
+
+    def _detach(self, follower: _Follower) -> None:
+        """Drop ``follower``; the last one out lets the stream go after ``idle_s``."""
+        self._followers.discard(follower)
+        if not self._followers and self._sub is not None and not self._stopped:
+            self._cancel_idle()
+            loop = asyncio.get_running_loop()
+            self._idle = loop.call_later(self._idle_s, self._release)
+
+    def _cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _release(self) -> None:
+        self._idle = None
+        task = asyncio.get_running_loop().create_task(self._release_if_idle())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _release_if_idle(self) -> None:
+        async with self._reading:
+            if not self._followers:
+                await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _on_msg(self, msg: Msg) -> None:
         if not self._followers:
@@ -213,8 +272,9 @@ class EventHub:
         """
         subject = EVENTS_SUBJECTS if workflow_id is None else event_subject(workflow_id)
         follower = _Follower(workflow_id, self._buffer)
-        self._followers.add(follower)
         try:
+            # Reading live events first, then asking where the stream ends, leaves no gap.
+            await self._attach(follower)
             until = await self._last_seq(subject)
             start = after if after is not None else (0 if workflow_id else until)
             last = start
@@ -235,4 +295,4 @@ class EventHub:
                 if workflow_id is not None and is_final(item):
                     return
         finally:
-            self._followers.discard(follower)
+            self._detach(follower)
