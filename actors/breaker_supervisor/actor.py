@@ -2,15 +2,27 @@
 
 * consumes :class:`~protocols.breakers.OutcomeReport` from the reports stream
   (durable ``breaker-supervisor``), folds each into its key's breaker, writes
-  the snapshot and (when it changed) the status to KV, and only then
-  acknowledges - so a crash loses nothing, and a redelivered report is
-  recognised by its stream sequence;
+  the snapshot to KV and only then acknowledges - so a crash loses nothing,
+  and a redelivered report is recognised by its stream sequence;
+* gathers the reports of one key that arrive within
+  :attr:`~actors.breaker_supervisor.config.SupervisorConfig.snapshot_batch_s`
+  into ONE snapshot write (a group commit): all of them are acknowledged after
+  it, none of them if it fails (they are redelivered and recognised);
+* stores a report that changes the breaker's state at once, with the reports
+  gathered so far, and publishes the new status before acknowledging;
+* publishes the status runners watch at once when anything they act on
+  changes (state, times, permits, probe epoch); changes of only the window
+  counters (``calls``, ``failure_rate``, ``slow_rate``) are published at most
+  :attr:`~actors.breaker_supervisor.config.SupervisorConfig.status_refresh_s`
+  later, from the last stored snapshot;
 * moves open breakers to half-open (and stuck half-open ones back to open)
   from a clock-driven timer, so it happens on time with no traffic;
 * announces every transition as a :class:`~protocols.breakers.BreakerTransitionEvent`;
-* answers :class:`~protocols.breakers.ListBreakers` and
-  :class:`~protocols.breakers.BreakerControl` (force open, disable, reset);
-* reloads every breaker from its snapshot at start-up.
+* answers :class:`~protocols.breakers.ListBreakers` (from memory, counters
+  fresh) and :class:`~protocols.breakers.BreakerControl` (force open,
+  disable, reset; stored and published at once);
+* reloads every breaker from its snapshot at start-up and re-publishes every
+  status, so a crash before a counter refresh leaves nothing stale.
 
 Run one supervisor: breaker state is folded in one place. Runners keep
 working from their watched views while it is away.
@@ -21,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats.errors
@@ -29,10 +43,10 @@ from opentelemetry.metrics import MeterProvider
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.metrics import BreakerMetrics
 from actors.breaker_supervisor.scopes import check_key
-from actors.breaker_supervisor.state import Breaker, Transition
+from actors.breaker_supervisor.state import Breaker, Transition, status_change
 from actors.breaker_supervisor.store import BreakerStore
 from actors.runtime.actor import Actor
-from actors.runtime.clock import Clock, system_clock
+from actors.runtime.clock import Clock, system_clock, wait_tasks
 from actors.runtime.errors import BadRequest, NotFound, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
 from actors.topology import BREAKER_REPORTS, BREAKER_SNAPSHOTS, BREAKERS
@@ -57,6 +71,25 @@ DURABLE = "breaker-supervisor"
 """Durable consumer name of the reports stream."""
 
 _MAX_TIMER_SLEEP = 5.0  # re-check deadlines at least this often (wall-clock jumps)
+_REFRESH_RETRY_S = 0.5  # a status refresh KV did not take is tried again this much later
+_STOP_FLUSH_S = 2.0  # seconds on_stop gives the last counter refreshes
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Reports of one key folded into its breaker but not stored yet.
+
+    Attributes:
+        stored: resolves when the snapshot holding them is stored (``None``) or
+            was not (the error message); every member awaits it.
+        size: reports in the batch.
+        full: set when the batch should be stored without waiting longer (or
+            was settled by another write).
+    """
+
+    stored: asyncio.Future[str | None]
+    size: int = 0
+    full: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class BreakerSupervisor(Actor):
@@ -84,12 +117,18 @@ class BreakerSupervisor(Actor):
         super().__init__(clock=clock)
         self.config = config or SupervisorConfig.from_env()
         self.breakers: dict[str, Breaker] = {}
-        self._published: dict[str, BreakerStatus] = {}
+        self._current: dict[str, BreakerStatus] = {}  # every breaker's status, counters fresh
+        self._stored: dict[str, BreakerStatus] = {}  # status of each last stored snapshot
+        self._published: dict[str, BreakerStatus] = {}  # what the status bucket holds
+        self._stale: dict[str, float] = {}  # key -> runtime monotonic time of its refresh
+        self._batches: dict[str, _Batch] = {}  # key -> reports waiting for their snapshot
+        self._gathered = 0  # reports in all batches
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._store: BreakerStore | None = None
         self._wake = asyncio.Event()
-        self.metrics = BreakerMetrics(lambda: list(self._published.values()), meter_provider)
+        self._stale_wake = asyncio.Event()
+        self.metrics = BreakerMetrics(lambda: list(self._current.values()), meter_provider)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -107,6 +146,18 @@ class BreakerSupervisor(Actor):
                 await self._commit(breaker, breaker.advance(now), now)
         log.info("breaker supervisor: %d breakers reloaded", len(self.breakers))
         self.spawn(self._run_timer(), name="breaker-timer")
+        self.spawn(self._run_refresh(), name="breaker-status-refresh")
+
+    async def on_stop(self) -> None:
+        """Publish the counters still waiting for their refresh (best effort)."""
+        if not self._stale or self._store is None:
+            return
+        flush = asyncio.ensure_future(self._publish_stale(math.inf))
+        try:
+            if await wait_tasks({flush}, _STOP_FLUSH_S, self.runtime_clock):
+                log.warning("breaker supervisor: counter refresh at stop timed out")
+        finally:
+            flush.cancel()
 
     def stats_data(self) -> dict[str, dict[str, Any]]:
         """Breaker metrics, shown under the reports consumer in ``$SRV.STATS``."""
@@ -125,7 +176,16 @@ class BreakerSupervisor(Actor):
         },
     )
     async def apply(self, report: OutcomeReport, ctx: MessageContext) -> None:
-        """Fold one outcome report into its breaker; ack once it is stored."""
+        """Fold one outcome report into its breaker; ack once it is stored.
+
+        A report that changes the state is stored at once; any other joins its
+        key's batch, stored by one write when the batch is full or
+        ``snapshot_batch_s`` after it began.
+
+        Raises:
+            Unavailable: the snapshot holding the report was not stored (the
+                report is redelivered and recognised by its sequence).
+        """
         async with self._lock(report.key):
             breaker = self._breaker(report.key)
             now = self.clock.time()
@@ -139,12 +199,21 @@ class BreakerSupervisor(Actor):
                 seq=ctx.sequence,
             )
             self._count(breaker, report, ignored=breaker.ignored > before)
-            await self._commit(breaker, transitions, now)
+            if transitions or self.config.snapshot_batch_s == 0:
+                await self._commit(breaker, transitions, now)
+                return
+            self._current[report.key] = breaker.status(now)
+            batch, leads = self._join(report.key)
+        if leads:
+            await self._store_batch(report.key, batch)
+        error = await asyncio.shield(batch.stored)
+        if error is not None:
+            raise Unavailable(error)
 
     @endpoint(LIST_SUBJECT, name="list")
     async def list_breakers(self, request: ListBreakers, ctx: RequestContext) -> BreakerList:
-        """Every breaker's published state, sorted by key."""
-        items = [s for k, s in sorted(self._published.items()) if k.startswith(request.prefix)]
+        """Every breaker's state, sorted by key, with fresh counters (from memory)."""
+        items = [s for k, s in sorted(self._current.items()) if k.startswith(request.prefix)]
         return BreakerList(items=items)
 
     @endpoint(CONTROL_SUBJECT, name="control")
@@ -167,7 +236,7 @@ class BreakerSupervisor(Actor):
             now = self.clock.time()
             transitions = getattr(breaker, request.action)(now)
             await self._commit(breaker, transitions, now)
-            return BreakerList(items=[self._published[request.key]])
+            return BreakerList(items=[self._current[request.key]])
 
     # -- internals -------------------------------------------------------------------
 
@@ -202,20 +271,80 @@ class BreakerSupervisor(Actor):
             report.key, outcome=outcome, slow=report.duration_s > cfg.slow_call_duration
         )
 
+    def _join(self, key: str) -> tuple[_Batch, bool]:
+        """Add a report to ``key``'s batch; return the batch and whether it is new.
+
+        A batch is full at ``snapshot_batch_max`` reports; all are full once
+        ``concurrency`` reports wait, since the consumer delivers no more then.
+        """
+        batch = self._batches.get(key)
+        leads = batch is None
+        if batch is None:
+            batch = self._batches[key] = _Batch(asyncio.get_running_loop().create_future())
+        batch.size += 1
+        self._gathered += 1
+        if batch.size >= self.config.snapshot_batch_max:
+            batch.full.set()
+        if self._gathered >= self.config.concurrency:
+            for waiting in self._batches.values():
+                waiting.full.set()
+        return batch, leads
+
+    async def _store_batch(self, key: str, batch: _Batch) -> None:
+        """Wait for ``batch`` to fill (at most ``snapshot_batch_s``), then store it.
+
+        The batch is settled whatever happens: by this write, by an earlier
+        commit of the key, or as failed if this task is cancelled first.
+        """
+        waiter = asyncio.ensure_future(batch.full.wait())
+        try:
+            try:
+                await wait_tasks({waiter}, self.config.snapshot_batch_s, self.runtime_clock)
+            finally:
+                waiter.cancel()
+            async with self._lock(key):
+                if self._batches.get(key) is batch:
+                    breaker = self.breakers[key]
+                    now = self.clock.time()
+                    with contextlib.suppress(Unavailable):  # the batch carries the error
+                        await self._commit(breaker, breaker.advance(now), now)
+        finally:
+            if not batch.stored.done():  # cancelled (shutdown) before its write
+                self._settle(key, batch, f"breaker state of {key} not stored: stopped")
+                self._dirty.add(key)
+                self._wake.set()
+
+    def _settle(self, key: str, batch: _Batch | None, error: str | None) -> None:
+        """Resolve ``key``'s pending batch (``batch`` if given) with a write's outcome."""
+        pending = self._batches.get(key)
+        if pending is None or (batch is not None and pending is not batch):
+            return
+        del self._batches[key]
+        self._gathered -= pending.size
+        pending.stored.set_result(error)
+        pending.full.set()  # its leader stops waiting
+
     async def _commit(self, breaker: Breaker, transitions: list[Transition], now: float) -> None:
         """Store the breaker, clean up probe claims, announce transitions.
+
+        The snapshot holds every report folded so far, so the key's pending
+        batch is settled with this write's outcome. The status is written with
+        it when anything runners act on changed; a change of counters only is
+        left to the refresh.
 
         Raises:
             Unavailable: KV did not take the write (the caller's message is
                 redelivered; the timer retries keys it could not store).
         """
         assert self._store is not None
+        key = breaker.key
         snapshot = breaker.snapshot(now)
+        change = status_change(self._published.get(key), snapshot.status)
+        publish = change == "acted_on" or (
+            change == "counters" and self.config.status_refresh_s == 0
+        )
         try:
-            # The status runners watch is written only when it says something new.
-            await self._store.save(
-                snapshot, status=self._published.get(breaker.key) != snapshot.status
-            )
+            await self._store.save(snapshot, status=publish)
             for t in transitions:
                 if t.from_state in ("open", "half_open") and t.to_state != "half_open":
                     # The claims of the half-open period that just ended.
@@ -224,11 +353,22 @@ class BreakerSupervisor(Actor):
                         breaker.key, epoch, breaker.config.half_open_permits
                     )
         except (nats.errors.Error, OSError) as exc:
-            self._dirty.add(breaker.key)
+            self._dirty.add(key)
             self._wake.set()
-            raise Unavailable(f"breaker state of {breaker.key} not stored: {exc}") from exc
-        self._dirty.discard(breaker.key)
-        self._published[breaker.key] = snapshot.status
+            error = f"breaker state of {key} not stored: {exc}"
+            self._settle(key, None, error)
+            raise Unavailable(error) from exc
+        self._dirty.discard(key)
+        self._settle(key, None, None)
+        self._current[key] = self._stored[key] = snapshot.status
+        if publish:
+            self._published[key] = snapshot.status
+            self._stale.pop(key, None)
+        elif change == "none":
+            self._stale.pop(key, None)
+        elif key not in self._stale:
+            self._stale[key] = self.runtime_clock.monotonic() + self.config.status_refresh_s
+            self._stale_wake.set()
         if breaker.next_deadline() is not None:
             self._wake.set()
         for t in transitions:
@@ -280,3 +420,44 @@ class BreakerSupervisor(Actor):
         finally:
             sleeper.cancel()
             waker.cancel()
+
+    async def _run_refresh(self) -> None:
+        """Publish lagging window counters when their refresh is due."""
+        while True:
+            try:
+                await self._refresh_pass()
+            except Exception:  # must outlive any one failure (logged with traceback)
+                log.exception("breaker status refresh failed; retrying")
+                await self.runtime_clock.sleep(1.0)
+
+    async def _refresh_pass(self) -> None:
+        """Wait for the first due refresh (or the first stale key), then publish."""
+        if not self._stale:
+            self._stale_wake.clear()
+            await self._stale_wake.wait()
+            return
+        now = self.runtime_clock.monotonic()
+        first = min(self._stale.values())
+        if first > now:
+            # Keys that turn stale meanwhile are due later than this one.
+            await self.runtime_clock.sleep(first - now)
+            return
+        await self._publish_stale(now)
+
+    async def _publish_stale(self, now: float) -> None:
+        """Publish the stored status of every key whose refresh is due at ``now``."""
+        assert self._store is not None
+        for key in [k for k, due in self._stale.items() if due <= now]:
+            async with self._lock(key):
+                if key not in self._stale or self._stale[key] > now:
+                    continue  # published (or rescheduled) while waiting for the lock
+                status = self._stored[key]
+                try:
+                    if status != self._published.get(key):
+                        await self._store.save_status(status)
+                except (nats.errors.Error, OSError) as exc:
+                    log.warning("breaker status of %s not refreshed: %s", key, exc)
+                    self._stale[key] = self.runtime_clock.monotonic() + _REFRESH_RETRY_S
+                    continue
+                self._published[key] = status
+                del self._stale[key]

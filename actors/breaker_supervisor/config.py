@@ -202,6 +202,15 @@ class SupervisorConfig:
             one takes milliseconds, so a killed supervisor's in-flight reports come
             back after seconds.
         max_deliver: deliveries of one report before it is dead-lettered.
+        snapshot_batch_s: seconds the reports of one key are gathered before their
+            one snapshot write (a group commit: all are acknowledged after it);
+            ``0`` writes one snapshot per report. A report that changes the
+            breaker's state is stored at once, with the reports gathered so far.
+        snapshot_batch_max: reports of one key that end a gathering early.
+        status_refresh_s: seconds a published status may lag behind the window
+            counters (``calls``, ``failure_rate``, ``slow_rate``); everything a
+            runner acts on (state, times, permits, epoch) is published at once.
+            ``0`` publishes every counter change at once.
     """
 
     default: BreakerConfig = field(default_factory=BreakerConfig)
@@ -210,15 +219,23 @@ class SupervisorConfig:
     concurrency: int = 16
     ack_wait_s: float = 5.0
     max_deliver: int = 20
+    snapshot_batch_s: float = 0.05
+    snapshot_batch_max: int = 64
+    status_refresh_s: float = 1.0
 
     def __post_init__(self) -> None:
         if any(not p for p in self.prefixes):
             raise ConfigError("prefixes", "an empty prefix is the 'default' setting")
-        for name in ("dedup_depth", "concurrency", "max_deliver"):
+        for name in ("dedup_depth", "concurrency", "max_deliver", "snapshot_batch_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be at least 1")
         if self.ack_wait_s < 1:
             raise ConfigError("ack_wait_s", "must be at least 1 second")
+        if not 0 <= self.snapshot_batch_s <= self.ack_wait_s / 4:
+            # Gathered reports wait unacknowledged: keep far from redelivery.
+            raise ConfigError("snapshot_batch_s", "must be between 0 and ack_wait_s / 4")
+        if self.status_refresh_s < 0:
+            raise ConfigError("status_refresh_s", "must not be negative")
         ordered = sorted(self.prefixes.items(), key=lambda kv: -len(kv[0]))
         object.__setattr__(self, "prefixes", MappingProxyType(dict(ordered)))
 
@@ -246,6 +263,9 @@ class SupervisorConfig:
             "concurrency",
             "ack_wait_s",
             "max_deliver",
+            "snapshot_batch_s",
+            "snapshot_batch_max",
+            "status_refresh_s",
         }
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown setting")
@@ -264,6 +284,9 @@ class SupervisorConfig:
             concurrency=int(data.get("concurrency", builtin.concurrency)),
             ack_wait_s=float(data.get("ack_wait_s", builtin.ack_wait_s)),
             max_deliver=int(data.get("max_deliver", builtin.max_deliver)),
+            snapshot_batch_s=float(data.get("snapshot_batch_s", builtin.snapshot_batch_s)),
+            snapshot_batch_max=int(data.get("snapshot_batch_max", builtin.snapshot_batch_max)),
+            status_refresh_s=float(data.get("status_refresh_s", builtin.status_refresh_s)),
         )
 
     @classmethod

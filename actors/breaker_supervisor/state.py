@@ -20,18 +20,53 @@ half-open outcomes that finished before the half-open period began.
 
 Each outcome is timestamped ``max(min(at, now), previous)``, so time windows
 stay ordered even when runners report late or out of order.
+
+:func:`status_change` tells what a new status changes for its readers: what
+runners act on (state, times, permits, probe epoch), which is published at
+once, or only the window counters, which may be published later.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 from actors.breaker_supervisor.config import BreakerConfig
 from protocols.breakers import BreakerSnapshot, BreakerState, BreakerStatus, WindowEntry
 from protocols.errors import ErrorClass
 
-__all__ = ["Breaker", "Transition"]
+__all__ = ["COUNTERS", "Breaker", "StatusChange", "Transition", "status_change"]
+
+StatusChange = Literal["none", "counters", "acted_on"]
+"""What a new status changes: nothing, only the window counters, or what runners act on."""
+
+COUNTERS = frozenset({"calls", "failure_rate", "slow_rate"})
+"""The informational fields of :class:`~protocols.breakers.BreakerStatus`: no runner
+decision reads them (views admit calls by state, ``open_until``,
+``half_open_permits`` and ``opened_count``)."""
+
+
+def status_change(published: BreakerStatus | None, current: BreakerStatus) -> StatusChange:
+    """Compare the published status of a breaker with its current one.
+
+    Args:
+        published: what readers have now (``None``: nothing yet).
+        current: the breaker's status now.
+
+    Returns:
+        ``"acted_on"`` when a field other than :data:`COUNTERS` differs (or
+        nothing was published), ``"counters"`` when only counters differ,
+        ``"none"`` when they are equal.
+    """
+    if published is None:
+        return "acted_on"
+    if published == current:
+        return "none"
+    for name in current.__struct_fields__:
+        if name not in COUNTERS and getattr(published, name) != getattr(current, name):
+            return "acted_on"
+    return "counters"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 The snapshot (:data:`protocols.breakers.SNAPSHOTS_BUCKET`) is the truth and is
 written first; the status runners watch (:data:`protocols.breakers.BREAKERS_BUCKET`)
-is derived from it and written second. A crash between the two is repaired at
-start-up, when every status is re-published from its snapshot.
+is derived from it and written second (or later, when only its window counters
+changed). A crash between the two is repaired at start-up, when every status
+is re-published from its snapshot.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class BreakerStore:
         await self.snapshots.put(kv_key, snapshot)
         if status:
             await self.statuses.put(kv_key, snapshot.status)
+
+    async def save_status(self, status: BreakerStatus) -> None:
+        """Write only the status runners see (its snapshot is already stored)."""
+        await self.statuses.put(breaker_kv_key(status.key), status)
 
     async def purge_probes(self, key: str, epoch: int, permits: int) -> None:
         """Remove the half-open probe claims of one epoch of breaker ``key``."""

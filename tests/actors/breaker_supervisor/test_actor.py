@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
 from actors.runtime.errors import BadRequest, NotFound
 from actors.runtime.testing import ManualClock, eventually
-from actors.topology import BREAKER_REPORTS
+from actors.topology import BREAKER_REPORTS, BREAKER_SNAPSHOTS
 from protocols.breakers import (
     CONTROL_SUBJECT,
     EVENTS_SUBJECTS,
@@ -33,9 +34,11 @@ from protocols.breakers import (
     BreakerState,
     BreakerTransitionEvent,
     ListBreakers,
+    breaker_kv_key,
 )
 from protocols.headers import EVENT_ENCODING
 from tests.actors.behaviour import ActorBehaviour
+from tests.actors.breaker_supervisor.conftest import FAST
 
 pytestmark = pytest.mark.integration
 
@@ -334,22 +337,115 @@ async def test_control_refuses_unknown_kinds_and_resetting_a_breaker_that_does_n
     assert (await list_breakers(bus, "backend:ghost")).items == []
 
 
-async def test_a_report_that_changes_no_status_writes_only_the_snapshot(
-    bus: Bus, supervisor: BreakerSupervisor, reporter: OutcomeReporter
+async def _last_seq(bus: Bus, stream: str) -> int:
+    return (await bus.js.stream_info(stream)).state.last_seq
+
+
+SNAPSHOTS = "KV_troupe-breaker-snapshots"
+STATUSES = "KV_troupe-breakers"
+
+
+async def _all_acked(bus: Bus) -> bool:
+    info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
+    return (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+async def test_reports_arriving_together_share_one_snapshot_write_acknowledged_after_it(
+    bus: Bus, clock: ManualClock, reporter: OutcomeReporter
 ) -> None:
-    """Once the window is full of successes, another success stores its snapshot, not the status."""
-    await fail_n(reporter, "image:steady", 4, ok=True)  # fills the window of 4
-
-    async def acked() -> bool:
+    """Ten reports of one key within the batch window: one snapshot write, then ten acks."""
+    config = SupervisorConfig(default=FAST, prefixes={}, snapshot_batch_s=1.0)
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as actor:
+        snapshots = await _last_seq(bus, SNAPSHOTS)
+        await fail_n(reporter, "image:steady", 10, ok=True)
+        await eventually(lambda: actor.metrics.reports == 10)
+        # All ten are folded in; none is acknowledged before its snapshot is stored.
         info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
-        return (info.num_pending, info.num_ack_pending) == (0, 0)
+        assert await _last_seq(bus, SNAPSHOTS) == snapshots
+        assert info.num_ack_pending + info.num_pending == 10
+        await eventually(lambda: _all_acked(bus))
+        assert await _last_seq(bus, SNAPSHOTS) == snapshots + 1
+        listed = await list_breakers(bus, "image:steady")
+        assert [(s.state, s.calls) for s in listed.items] == [("closed", 4)]
 
-    await eventually(acked)
-    statuses = (await bus.js.stream_info("KV_troupe-breakers")).state.last_seq
-    snapshots = (await bus.js.stream_info("KV_troupe-breaker-snapshots")).state.last_seq
-    await fail_n(reporter, "image:steady", 3, ok=True)
-    await eventually(acked)
-    assert (await bus.js.stream_info("KV_troupe-breaker-snapshots")).state.last_seq == snapshots + 3
-    assert (await bus.js.stream_info("KV_troupe-breakers")).state.last_seq == statuses
-    listed = await list_breakers(bus, "image:steady")
-    assert [(s.state, s.calls, s.failure_rate) for s in listed.items] == [("closed", 4, 0.0)]
+
+async def test_a_transition_is_stored_and_published_at_once_with_the_reports_gathered_so_far(
+    bus: Bus, clock: ManualClock, view: BreakerView, reporter: OutcomeReporter
+) -> None:
+    """The report that opens a breaker does not wait for the (here 10 s) batch window."""
+    config = SupervisorConfig(
+        default=FAST, prefixes={}, ack_wait_s=60.0, snapshot_batch_s=10.0, status_refresh_s=30.0
+    )
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as actor:
+        snapshots = await _last_seq(bus, SNAPSHOTS)
+        statuses = await _last_seq(bus, STATUSES)
+        await fail_n(reporter, "image:a", 3, ok=True)
+        await eventually(lambda: actor.metrics.reports == 3)
+        await fail_n(reporter, "image:a", 2)  # the 2nd failure opens it (2 of 4)
+        await until_state(view, "image:a", "open")
+        await eventually(lambda: _all_acked(bus), timeout=5.0)  # well inside 10 s
+        # One snapshot write holds the four gathered reports and the opening one.
+        assert await _last_seq(bus, SNAPSHOTS) == snapshots + 1
+        assert await _last_seq(bus, STATUSES) == statuses + 1
+        status = view.status("image:a")
+        assert status is not None
+        assert (status.state, status.opened_count, status.open_until) == (
+            "open",
+            1,
+            clock.time() + 10.0,
+        )
+
+
+async def test_window_counters_are_published_within_the_refresh_interval_not_per_report(
+    bus: Bus, clock: ManualClock, view: BreakerView, reporter: OutcomeReporter
+) -> None:
+    """Counter-only changes lag by status_refresh_s; list_breakers answers them at once."""
+    judged_late = replace(FAST, window_size=10, minimum_calls=10)
+    config = SupervisorConfig(default=judged_late, prefixes={}, status_refresh_s=3.0)
+    async with BreakerSupervisor(clock=clock, config=config).running(bus):
+        await fail_n(reporter, "image:steady", 4, ok=True)
+        await eventually(lambda: view.status("image:steady"))  # a new key is published at once
+        await eventually(lambda: _all_acked(bus))
+
+        def published(calls: int) -> bool:
+            status = view.status("image:steady")
+            return status is not None and status.calls == calls
+
+        await eventually(lambda: published(4), timeout=10.0)  # stale counters included
+        statuses = await _last_seq(bus, STATUSES)
+        snapshots = await _last_seq(bus, SNAPSHOTS)
+        for _ in range(3):  # steady traffic: three batches, each stored and acknowledged
+            await fail_n(reporter, "image:steady", 1)
+            await eventually(lambda: _all_acked(bus))
+        assert await _last_seq(bus, SNAPSHOTS) == snapshots + 3
+        listed = await list_breakers(bus, "image:steady")
+        assert [(s.calls, s.failure_rate) for s in listed.items] == [(7, 3 / 7)]
+        assert await _last_seq(bus, STATUSES) == statuses  # counters not published yet
+        await eventually(lambda: published(7), timeout=10.0)
+        assert await _last_seq(bus, STATUSES) == statuses + 1  # one write for three reports
+        await control_breaker(bus, "image:steady", "force_open")
+        # The transition is published before control answers: exactly one write more.
+        assert await _last_seq(bus, STATUSES) == statuses + 2
+        assert view.status("image:steady") is not None
+
+
+async def test_a_failed_snapshot_write_acknowledges_none_of_the_batch_and_counts_each_once(
+    bus: Bus, clock: ManualClock, reporter: OutcomeReporter
+) -> None:
+    """Without the snapshot bucket nothing is acked; once it is back, each report counts once."""
+    config = SupervisorConfig(default=FAST, prefixes={}, snapshot_batch_s=0.2)
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as actor:
+        await fail_n(reporter, "image:lost", 1, ok=True)
+        await eventually(lambda: _all_acked(bus))
+        await bus.js.delete_stream(SNAPSHOTS)
+        await fail_n(reporter, "image:lost", 2, ok=True)
+        await eventually(lambda: actor.metrics.reports >= 5)  # folded, failed, redelivered
+        info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
+        assert info.num_ack_pending + info.num_pending == 2
+        await bus.key_value(BREAKER_SNAPSHOTS)
+        await eventually(lambda: _all_acked(bus))
+        listed = await list_breakers(bus, "image:lost")
+        assert [s.calls for s in listed.items] == [3]
+        snapshot = await actor._store.snapshots.get(breaker_kv_key("image:lost"))  # type: ignore[union-attr]
+        assert snapshot is not None
+        assert len(snapshot.value.window) == 3

@@ -92,3 +92,29 @@ def test_yaml_file_overrides_defaults_and_names_bad_settings(tmp_path: Path) -> 
         SupervisorConfig.from_env({"TROUPE_BREAKERS_CONFIG": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match="colour"):
         SupervisorConfig.from_mapping({"colour": 1})
+
+
+def test_group_commit_and_status_refresh_settings_are_validated_and_loaded() -> None:
+    """snapshot_batch_s stays well below ack_wait_s; counters lag at most status_refresh_s."""
+    default = SupervisorConfig()
+    assert (default.snapshot_batch_s, default.snapshot_batch_max, default.status_refresh_s) == (
+        0.05,
+        64,
+        1.0,
+    )
+    loaded = SupervisorConfig.from_mapping(
+        {"snapshot_batch_s": 0, "snapshot_batch_max": 8, "status_refresh_s": 0.25}
+    )
+    assert (loaded.snapshot_batch_s, loaded.snapshot_batch_max, loaded.status_refresh_s) == (
+        0.0,
+        8,
+        0.25,
+    )
+    with pytest.raises(ConfigError, match="snapshot_batch_s"):
+        SupervisorConfig(snapshot_batch_s=2.0, ack_wait_s=5.0)
+    with pytest.raises(ConfigError, match="snapshot_batch_s"):
+        SupervisorConfig(snapshot_batch_s=-0.1)
+    with pytest.raises(ConfigError, match="snapshot_batch_max"):
+        SupervisorConfig(snapshot_batch_max=0)
+    with pytest.raises(ConfigError, match="status_refresh_s"):
+        SupervisorConfig(status_refresh_s=-1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from actors.breaker_supervisor.config import BreakerConfig
-from actors.breaker_supervisor.state import Breaker
+from actors.breaker_supervisor.state import COUNTERS, Breaker, status_change
 from protocols.breakers import BreakerState
 from protocols.errors import ERROR_CLASSES, ErrorClass
 
@@ -426,3 +427,33 @@ def test_restoring_with_a_smaller_dedup_depth_keeps_the_latest_sequences() -> No
     assert (copy.ignored, copy.status(T0).calls) == (2, 4)
     copy.record(ok=True, duration=0.1, error_class=None, at=T0, now=T0, seq=2)
     assert (copy.ignored, copy.status(T0).calls) == (2, 5)
+
+
+def test_status_change_tells_what_runners_act_on_from_mere_counters() -> None:
+    """State, times, permits and epoch are acted on; calls and rates are only counters."""
+    b = Breaker("image:a", small(), T0)
+    first = b.status(T0)
+    assert status_change(None, first) == "acted_on"
+    assert status_change(first, b.status(T0)) == "none"
+    succeed(b, T0)
+    fail(b, T0)
+    counted = b.status(T0)
+    assert (counted.calls, counted.failure_rate) == (2, 0.5)
+    assert status_change(first, counted) == "counters"
+    fail(b, T0, 2)  # 3 of 4 failed: open
+    opened = b.status(T0)
+    assert status_change(counted, opened) == "acted_on"
+    changed = {
+        "state": "forced_open",
+        "since": T0 + 1,
+        "open_until": None,
+        "half_open_permits": 5,
+        "opened_count": 9,
+        "open_streak": 9,
+    }
+    for name, value in changed.items():
+        assert status_change(opened, msgspec.structs.replace(opened, **{name: value})) == (
+            "acted_on"
+        ), name
+    for name in COUNTERS:
+        assert status_change(opened, msgspec.structs.replace(opened, **{name: 7})) == "counters"
