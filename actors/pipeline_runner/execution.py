@@ -74,6 +74,7 @@ class RunExecution(StepPipeline):
         """The first step failure the run does not retry: it decides the run."""
         self._open_until: dict[str, float | None] = {}
         """Per step refused by an open breaker: when that breaker half-opens."""
+        self._caching = []
 
     @property
     def checkpoint(self) -> RunCheckpoint | None:
@@ -115,6 +116,7 @@ class RunExecution(StepPipeline):
         finally:
             watchdog.cancel()
             await self.attempts.abandon()
+            await self._cached()
         if self.attempts.fenced:
             raise LeaseLost(self.attempts.fenced)
         return self._outcome()

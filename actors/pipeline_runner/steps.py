@@ -10,7 +10,9 @@ records each step's result (see :mod:`actors.pipeline_runner.execution`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -39,6 +41,8 @@ from protocols.pipelines import PipelineRun, StepResult, StepSpec, step_key
 
 __all__ = ["StepPipeline"]
 
+log = logging.getLogger(__name__)
+
 
 class StepPipeline:
     """Runs one step of a run: a base of :class:`~.execution.RunExecution`."""
@@ -51,6 +55,8 @@ class StepPipeline:
     schedule: Schedule
     attempts: StepAttempts
     _open_until: dict[str, float | None]
+    _caching: list[asyncio.Task[None]]
+    """Shared cache writes of this run's steps still in flight (see :meth:`_cached`)."""
 
     def _requested(self, hint: str | None) -> str:
         name = hint or "auto"
@@ -155,8 +161,20 @@ class StepPipeline:
                         error_class=None if ok else result.error_class,
                     )
         if result.state == "succeeded" and step.cache:
-            await self.ctx.cache.put(key, result, template=self.run.template)
+            # Written while the step is announced and recorded; the run's result
+            # waits for it (see _cached), so an entry is shared before its result.
+            put = self.ctx.cache.put(key, result, template=self.run.template)
+            self._caching.append(asyncio.ensure_future(put))
         return await self._finish(result, announce_only=True, execution=execution_no)
+
+    async def _cached(self) -> None:
+        """Wait for the shared cache writes of the run's steps (each logs its own failure)."""
+        pending, self._caching = self._caching, []
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.warning(
+                    "workflow %s: a step cache write failed: %s", self.run.workflow_id, outcome
+                )
 
     @contextlib.asynccontextmanager
     async def _live_output(self, name: str, attempt: int) -> AsyncIterator[OutputSink | None]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import msgspec
 import pytest
+from nats.js.errors import KeyNotFoundError
+from nats.js.object_store import ObjectStore
 
 from actors.pipeline_runner import PipelineRunner
+from actors.pipeline_runner.cache import StepCache
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
 from actors.runtime.testing import eventually
-from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, WORKFLOWS
+from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, STEP_CACHE, WORKFLOWS
 from protocols.breakers import BreakerStatus, breaker_kv_key
 from protocols.pipelines import (
     CANCEL_SUBJECT,
@@ -20,6 +24,8 @@ from protocols.pipelines import (
     CancelRun,
     GetResult,
     PipelineResult,
+    RunCheckpoint,
+    StepResult,
     StepSpec,
 )
 from protocols.status import StepProgress, StepTransition, WorkflowTransition, WorkflowView
@@ -328,3 +334,46 @@ async def test_a_one_step_run_writes_its_checkpoint_when_the_step_starts_and_end
     assert (await wait_result(bus, "wf-cp")).state == "succeeded"
     await eventually(all_acked)
     assert (await bus.js.stream_info(stream)).state.last_seq - before == 3
+
+
+class _HeldCache(StepCache):
+    """The shared step cache with its writes held back until released (a slow store)."""
+
+    def __init__(self, store: ObjectStore, release: asyncio.Event) -> None:
+        super().__init__(store)
+        self._release = release
+
+    async def put(self, key: str, result: StepResult, *, template: str | None = None) -> None:
+        await self._release.wait()
+        await super().put(key, result, template=template)
+
+
+async def test_a_step_is_announced_and_recorded_while_its_cache_entry_is_written(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """The cache write runs beside the step's announcement and checkpoint, not before them;
+    the run's result waits for it, so an entry is shared before its result is stored."""
+    store = await bus.object_store(STEP_CACHE)
+    release = asyncio.Event()
+    runner.context.cache = _HeldCache(store, release)
+    await publish(bus, make_run("wf-held", [StepSpec(name="s", run="echo held")]))
+    checkpoints = await bus.key_value(CHECKPOINTS)
+
+    async def recorded() -> bool:
+        try:
+            entry = await checkpoints.get("wf-held")
+        except KeyNotFoundError:
+            return False
+        checkpoint = msgspec.msgpack.decode(entry.value or b"", type=RunCheckpoint)
+        return [s.name for s in checkpoint.steps] == ["s"]
+
+    await eventually(recorded, timeout=20)
+    announced = [e for e in await status_events(bus, "wf-held") if isinstance(e, StepTransition)]
+    assert [e.state for e in announced][-1] == "succeeded"
+    assert await stored_result(bus, "wf-held") is None  # its cache write is still held
+    release.set()
+    result = await wait_result(bus, "wf-held")
+    assert result.state == "succeeded"
+    entries = [info.name for info in await store.list()]
+    assert len(entries) == 1
+    assert await StepCache(store).get(entries[0]) is not None
