@@ -60,6 +60,7 @@ from actors.runtime.handlers import (
     listener,
 )
 from actors.runtime.kv import TypedBucket
+from actors.runtime.overlap import overlapped
 from actors.topology import (
     ARTIFACTS,
     BREAKER_REPORTS,
@@ -276,14 +277,13 @@ class PipelineRunner(Actor):
         """Whether the run needs no execution (its result is stored, or it ended)."""
         rc = self.context
         wf = run.workflow_id
-        stored = await rc.store.result(wf)
+        stored, view = await overlapped(rc.store.result(wf), rc.store.view(wf))
         if stored is not None and stored.attempt >= run.attempt:
             log.info("workflow %s: result already stored (%s); acknowledging", wf, stored.state)
             await events.workflow(
                 stored.state, reason=stored.reason, error_class=stored.error_class
             )
             return True
-        view = await rc.store.view(wf)
         if view is not None and (
             view.state in ("cancelled", "timed_out", "rejected")
             or (view.state in ("succeeded", "failed") and view.attempt >= run.attempt)

@@ -32,6 +32,7 @@ from actors.pipeline_runner.state import DEPENDENCY_FAILED, Schedule
 from actors.pipeline_runner.steps import StepPipeline
 from actors.pipeline_runner.workspace import Workspace
 from actors.runtime.errors import ConfigError
+from actors.runtime.overlap import overlapped
 from protocols.pipelines import PipelineResult, PipelineRun, RunCheckpoint, StepOutcome, StepResult
 
 __all__ = ["RunExecution"]
@@ -105,11 +106,11 @@ class RunExecution(StepPipeline):
         if previous is None:
             # The checkpoint is first written when a step starts or ends: a redelivery
             # after a crash before that has nothing to resume and prepares afresh.
-            await self.events.workflow("preparing")
+            await overlapped(self.events.workflow("preparing"), self.events.workflow("running"))
         else:
             await self.attempts.recover()
-        await self._resume(previous)
-        await self.events.workflow("running")
+            await self._resume(previous)
+            await self.events.workflow("running")
         watchdog = asyncio.create_task(self._watch_deadline())
         try:
             await self._drive()

@@ -39,6 +39,7 @@ from actors.runtime.clock import Clock, system_clock
 from actors.runtime.codec import Codec, Encoding, encoding_of
 from actors.runtime.errors import BadRequest, Conflict, DeadLetter, NotFound, Unavailable
 from actors.runtime.handlers import MessageContext, RequestContext, consumer, endpoint
+from actors.runtime.overlap import overlapped
 from actors.runtime.telemetry import current_trace_id
 from actors.task_manager.agents import AgentDispatcher
 from actors.task_manager.config import TaskManagerConfig
@@ -241,34 +242,41 @@ class TaskManager(Actor):
             log.info("task %s handled again after an interrupted attempt", workflow_id)
         else:
             self.counts["accepted"] += 1
-        await self._report(
-            workflow_id,
-            "submitted",
-            template=label,
-            trace_id=current_trace_id(),
-            labels=dict(task.labels),
-        )
+        submitted = {
+            "template": label,
+            "trace_id": current_trace_id(),
+            "labels": dict(task.labels),
+        }
         if task.requires:
+            await self._report(workflow_id, "submitted", **submitted)
             await self._dispatch(task, stored)
             return
         try:
             pipeline, stages = prepare(task, self.templates)
         except TaskRejected as exc:
+            await self._report(workflow_id, "submitted", **submitted)
             await self._reject(stored, exc)
             return
         deadline = (
             stored.record.accepted_at + pipeline.timeout if pipeline.timeout is not None else None
         )
-        await self._report(
-            workflow_id,
-            "queued",
-            template=label,
-            steps=[name for stage in stages for name in stage],
-            deadline=deadline,
-        )
-        if stored.record.state == "accepted":
-            moved = await self.store.replace(
-                stored, msgspec.structs.replace(stored.record, state="queued")
+        queued = {
+            "template": label,
+            "steps": [name for stage in stages for name in stage],
+            "deadline": deadline,
+        }
+        if stored.record.state != "accepted":
+            await overlapped(
+                self._report(workflow_id, "submitted", **submitted),
+                self._report(workflow_id, "queued", **queued),
+            )
+        else:
+            # Both transitions and the record's move are in flight together (in this
+            # order); the run is published only once all three are stored.
+            *_, moved = await overlapped(
+                self._report(workflow_id, "submitted", **submitted),
+                self._report(workflow_id, "queued", **queued),
+                self.store.replace(stored, msgspec.structs.replace(stored.record, state="queued")),
             )
             if moved is None:
                 latest = await self.store.get(workflow_id)
