@@ -126,9 +126,9 @@ async def _departure(bus: Bus, url: str, report: Report) -> None:
     left: dict[str, float] = {}
 
     async def on_left(msg: Any) -> None:
-        from actors.runtime.codec import Codec
+        from actors.runtime.codec import Codec, encoding_of
 
-        event = Codec.of(AgentLeft).decode(msg.data)
+        event = Codec.of(AgentLeft).decode(msg.data, encoding_of(msg.headers))
         left.setdefault(event.agent_id, time.perf_counter())
 
     await bus.nc.subscribe(LEFT_SUBJECT, cb=on_left)
