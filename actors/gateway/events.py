@@ -153,10 +153,13 @@ class EventHub:
             with contextlib.suppress(asyncio.QueueFull):
                 follower.queue.put_nowait(None)
 
-    async def _attach(self, follower: _Follower) -> None:
-        """Register ``follower`` and make sure the stream is read from now on."""
-        self._cancel_idle()
-        self._followers.add(follower)
+    async def ensure_reading(self) -> None:
+        """Read the stream from now on, if the hub does not already.
+
+        A door calls this before it answers a follower's request, so a client
+        that acts once its stream is open (submits a workflow, say) finds its
+        events already read. Without a follower the consumer goes after ``idle_s``.
+        """
         async with self._reading:
             if self._sub is None and not self._stopped:
                 self._sub = await self._js.subscribe(
@@ -166,14 +169,25 @@ class EventHub:
                     deliver_policy=DeliverPolicy.NEW,
                     cb=self._on_msg,
                 )
+        if not self._followers and self._idle is None:
+            self._arm_idle()
+
+    async def _attach(self, follower: _Follower) -> None:
+        """Register ``follower`` and make sure the stream is read from now on."""
+        self._cancel_idle()
+        self._followers.add(follower)
+        await self.ensure_reading()
 
     def _detach(self, follower: _Follower) -> None:
         """Drop ``follower``; the last one out lets the stream go after ``idle_s``."""
         self._followers.discard(follower)
-        if not self._followers and self._sub is not None and not self._stopped:
+        if not self._followers:
             self._cancel_idle()
-            loop = asyncio.get_running_loop()
-            self._idle = loop.call_later(self._idle_s, self._release)
+            self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self._sub is not None and not self._stopped:
+            self._idle = asyncio.get_running_loop().call_later(self._idle_s, self._release)
 
     def _cancel_idle(self) -> None:
         if self._idle is not None:
@@ -205,6 +219,10 @@ class EventHub:
             return
         for follower in list(self._followers):
             follower.offer(event)
+
+    async def now(self) -> int:
+        """The status stream's last sequence: ``follow(None, after=now)`` starts here."""
+        return await self._last_seq(EVENTS_SUBJECTS)
 
     async def _last_seq(self, subject: str) -> int:
         """Return the stream sequence of the last event on ``subject`` (0: none)."""

@@ -239,10 +239,18 @@ class Services:
             dropped=tail.dropped if tail else 0,
         )
 
-    def follow(
+    async def follow(
         self, workflow_id: str | None, *, after: int | None = None
     ) -> AsyncIterator[StreamedEvent]:
-        """Yield a workflow's events (``None``: every workflow's) from ``after`` on."""
+        """Return a workflow's events (``None``: every workflow's) from ``after`` on.
+
+        The event hub reads the status stream, and the firehose's starting
+        point is fixed, before this returns: what happens once the caller's
+        stream is open is in it.
+        """
+        await self.hub.ensure_reading()
+        if workflow_id is None and after is None:
+            after = await self.hub.now()
         return self.hub.follow(workflow_id, after=after)
 
     async def cancel(self, workflow_id: str, reason: str = "cancelled by user") -> str:

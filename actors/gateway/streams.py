@@ -126,7 +126,7 @@ def _sse(services: Services) -> Route:
                 after = _after(request)
             except (AuthError, ApiProblem) as exc:
                 return error_response(exc)
-        events = services.follow(workflow_id, after=after)
+        events = await services.follow(workflow_id, after=after)
         return StreamingResponse(
             sse_body(events),
             media_type="text/event-stream",
@@ -182,7 +182,7 @@ async def _ws_endpoint(websocket: WebSocket) -> None:
 
     reader = asyncio.ensure_future(drain())
     try:
-        async for event in services.follow(workflow_id, after=after):
+        async for event in await services.follow(workflow_id, after=after):
             if reader.done():
                 return
             await websocket.send_text(_ENCODER.encode(event.to_json()).decode())

@@ -103,7 +103,7 @@ async def follow_output(services: Services, workflow_id: str) -> AsyncIterator[b
                 lost += 1
 
     async def ended() -> None:
-        async for _ in services.follow(workflow_id):
+        async for _ in await services.follow(workflow_id):
             pass
 
     nc = services.bus.nc

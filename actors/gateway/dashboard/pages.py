@@ -285,7 +285,7 @@ async def events(request: Request, services: Services, principal: Principal) -> 
     workflow_id = request.path_params.get("workflow_id")
     raw = request.headers.get("last-event-id", "")
     after = int(raw) if raw.isdigit() and len(raw) < 19 else None
-    stream = services.follow(workflow_id, after=after)
+    stream = await services.follow(workflow_id, after=after)
     return StreamingResponse(
         _sse(stream),
         media_type="text/event-stream",

@@ -100,3 +100,33 @@ async def test_a_follower_back_within_the_idle_time_reuses_the_consumer(bus: Bus
     finally:
         await hub.stop()
     assert not hub.reading
+
+
+async def test_a_firehose_opened_by_a_door_holds_what_followed_its_answer(
+    bus: Bus,
+) -> None:
+    """A door makes the hub read and fixes the firehose's start (``now``) before it
+    answers: what is published once the client's stream is open is in the stream, though
+    the follower registers later; with no follower the consumer still goes."""
+    await bus.ensure_stream(STATUS_EVENTS)
+    hub = EventHub(bus.js, idle_s=0.2)
+    await hub.start()
+    try:
+        await _send(bus, [_transition("wf-old", "submitted")])
+        await hub.ensure_reading()
+        assert hub.reading
+        stream = hub.follow(None, after=await hub.now())
+        first = asyncio.ensure_future(anext(aiter(stream)))
+        await _send(bus, [_transition("wf-d", "submitted")])
+        event = await asyncio.wait_for(first, 30)
+        assert (event.workflow_id, getattr(event.event, "state", None)) == ("wf-d", "submitted")
+        await stream.aclose()  # type: ignore[attr-defined]
+
+        async def released() -> bool:
+            return not hub.reading and await _live_readers(bus) == 0
+
+        await eventually(released, timeout=30)
+        await hub.ensure_reading()
+        await eventually(released, timeout=30)  # nobody followed: it goes again
+    finally:
+        await hub.stop()
