@@ -80,10 +80,9 @@ class BreakerStore:
 
     async def save(self, snapshot: BreakerSnapshot, *, status: bool = True) -> None:
         """Write the snapshot, then (unless ``status`` is false) the status runners see."""
-        kv_key = breaker_kv_key(snapshot.status.key)
-        await self.snapshots.put(kv_key, snapshot)
+        await self.snapshots.put(breaker_kv_key(snapshot.status.key), snapshot)
         if status:
-            await self.statuses.put(kv_key, snapshot.status)
+            await self.save_status(snapshot.status)
 
     async def save_status(self, status: BreakerStatus) -> None:
         """Write only the status runners see (its snapshot is already stored)."""

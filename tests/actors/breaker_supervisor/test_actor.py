@@ -354,7 +354,8 @@ async def test_reports_arriving_together_share_one_snapshot_write_acknowledged_a
     bus: Bus, clock: ManualClock, reporter: OutcomeReporter
 ) -> None:
     """Ten reports of one key within the batch window: one snapshot write, then ten acks."""
-    config = SupervisorConfig(default=FAST, prefixes={}, snapshot_batch_s=1.0)
+    # A window far longer than folding ten reports takes, even on a busy machine.
+    config = SupervisorConfig(default=FAST, prefixes={}, ack_wait_s=30.0, snapshot_batch_s=5.0)
     async with BreakerSupervisor(clock=clock, config=config).running(bus) as actor:
         snapshots = await _last_seq(bus, SNAPSHOTS)
         await fail_n(reporter, "image:steady", 10, ok=True)
@@ -363,7 +364,7 @@ async def test_reports_arriving_together_share_one_snapshot_write_acknowledged_a
         info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
         assert await _last_seq(bus, SNAPSHOTS) == snapshots
         assert info.num_ack_pending + info.num_pending == 10
-        await eventually(lambda: _all_acked(bus))
+        await eventually(lambda: _all_acked(bus), timeout=30.0)
         assert await _last_seq(bus, SNAPSHOTS) == snapshots + 1
         listed = await list_breakers(bus, "image:steady")
         assert [(s.state, s.calls) for s in listed.items] == [("closed", 4)]
@@ -372,9 +373,9 @@ async def test_reports_arriving_together_share_one_snapshot_write_acknowledged_a
 async def test_a_transition_is_stored_and_published_at_once_with_the_reports_gathered_so_far(
     bus: Bus, clock: ManualClock, view: BreakerView, reporter: OutcomeReporter
 ) -> None:
-    """The report that opens a breaker does not wait for the (here 10 s) batch window."""
+    """The report that opens a breaker does not wait for the (here 14 s) batch window."""
     config = SupervisorConfig(
-        default=FAST, prefixes={}, ack_wait_s=60.0, snapshot_batch_s=10.0, status_refresh_s=30.0
+        default=FAST, prefixes={}, ack_wait_s=60.0, snapshot_batch_s=14.0, status_refresh_s=30.0
     )
     async with BreakerSupervisor(clock=clock, config=config).running(bus) as actor:
         snapshots = await _last_seq(bus, SNAPSHOTS)
@@ -383,7 +384,7 @@ async def test_a_transition_is_stored_and_published_at_once_with_the_reports_gat
         await eventually(lambda: actor.metrics.reports == 3)
         await fail_n(reporter, "image:a", 2)  # the 2nd failure opens it (2 of 4)
         await until_state(view, "image:a", "open")
-        await eventually(lambda: _all_acked(bus), timeout=5.0)  # well inside 10 s
+        await eventually(lambda: _all_acked(bus), timeout=8.0)  # well inside 14 s
         # One snapshot write holds the four gathered reports and the opening one.
         assert await _last_seq(bus, SNAPSHOTS) == snapshots + 1
         assert await _last_seq(bus, STATUSES) == statuses + 1
@@ -401,7 +402,8 @@ async def test_window_counters_are_published_within_the_refresh_interval_not_per
 ) -> None:
     """Counter-only changes lag by status_refresh_s; list_breakers answers them at once."""
     judged_late = replace(FAST, window_size=10, minimum_calls=10)
-    config = SupervisorConfig(default=judged_late, prefixes={}, status_refresh_s=3.0)
+    # Far longer than three batches take, even on a busy machine.
+    config = SupervisorConfig(default=judged_late, prefixes={}, status_refresh_s=10.0)
     async with BreakerSupervisor(clock=clock, config=config).running(bus):
         await fail_n(reporter, "image:steady", 4, ok=True)
         await eventually(lambda: view.status("image:steady"))  # a new key is published at once
@@ -411,7 +413,7 @@ async def test_window_counters_are_published_within_the_refresh_interval_not_per
             status = view.status("image:steady")
             return status is not None and status.calls == calls
 
-        await eventually(lambda: published(4), timeout=10.0)  # stale counters included
+        await eventually(lambda: published(4), timeout=30.0)  # stale counters included
         statuses = await _last_seq(bus, STATUSES)
         snapshots = await _last_seq(bus, SNAPSHOTS)
         for _ in range(3):  # steady traffic: three batches, each stored and acknowledged
@@ -421,7 +423,7 @@ async def test_window_counters_are_published_within_the_refresh_interval_not_per
         listed = await list_breakers(bus, "image:steady")
         assert [(s.calls, s.failure_rate) for s in listed.items] == [(7, 3 / 7)]
         assert await _last_seq(bus, STATUSES) == statuses  # counters not published yet
-        await eventually(lambda: published(7), timeout=10.0)
+        await eventually(lambda: published(7), timeout=30.0)
         assert await _last_seq(bus, STATUSES) == statuses + 1  # one write for three reports
         await control_breaker(bus, "image:steady", "force_open")
         # The transition is published before control answers: exactly one write more.
