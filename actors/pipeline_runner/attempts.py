@@ -3,12 +3,13 @@
 :class:`StepAttempts` is the one place that decides when a step may execute
 and which attempt that is. It owns the run's :class:`RunCheckpoint`:
 
-1. **Intent first.** Before a step executes, its attempt number is counted in
-   ``step_attempts`` and the step is put in ``in_flight`` - both persisted -
-   and only then is its step lease taken (create-only, with the runner id, the
-   attempt and the run's fencing token) and kept alive with the run lease.
-2. **Record, then release.** A finished step's result goes into the
-   checkpoint and out of ``in_flight`` in one write; its lease is released after.
+1. **Intent before execution.** Before a step executes, its attempt number is
+   counted in ``step_attempts`` and the step is put in ``in_flight`` - both
+   persisted - and its step lease is taken (create-only, with the runner id, the
+   attempt and the run's fencing token) and kept alive with the run lease. The
+   two writes are in flight together; the step starts once both are stored.
+2. **Record and release.** A finished step's result goes into the checkpoint
+   and out of ``in_flight`` in one write; its lease is released meanwhile.
 3. **Recovery.** A delivery that finds a step still ``in_flight`` knows an
    earlier runner started that attempt and died before recording it (the run
    lease it now holds proves that runner is gone; the step's own lease is waited
@@ -37,6 +38,7 @@ from actors.pipeline_runner.leases import Lease, LeaseHeld, LeaseKeeper, LeaseLo
 from actors.pipeline_runner.store import RunStore
 from actors.runtime.clock import Clock
 from actors.runtime.errors import Conflict
+from actors.runtime.overlap import overlapped
 from protocols.pipelines import (
     RunCheckpoint,
     StepAttemptReason,
@@ -215,15 +217,18 @@ class StepAttempts:
         self.checkpoint = msgspec.structs.replace(
             self.checkpoint, step_attempts=counts, in_flight=flight
         )
-        await self.save()
         key = step_key(self.workflow_id, name)
-        attempt = Attempt(
-            step=name,
-            number=number,
-            reason=reason,
-            key=key,
-            lease=await self._lease(key, number, backend),
+        # Intent and lease are written together; the step starts once both are stored.
+        saved, lease = await asyncio.gather(
+            self.save(), self._lease(key, number, backend), return_exceptions=True
         )
+        if isinstance(saved, BaseException):
+            if isinstance(lease, Lease):
+                await self._release(lease)
+            raise saved
+        if isinstance(lease, BaseException):
+            raise lease
+        attempt = Attempt(step=name, number=number, reason=reason, key=key, lease=lease)
         self._started[name] = attempt
         return attempt
 
@@ -258,7 +263,7 @@ class StepAttempts:
         return self._started.get(name)
 
     async def finish(self, result: StepResult) -> None:
-        """Record a finished step (out of ``in_flight``), then release its lease.
+        """Record a finished step (out of ``in_flight``) while its lease is released.
 
         Raises:
             LeaseLost: this run is fenced.
@@ -267,11 +272,13 @@ class StepAttempts:
         steps = [s for s in self.checkpoint.steps if s.name != result.name] + [result]
         flight = {k: v for k, v in self.checkpoint.in_flight.items() if k != result.name}
         self.checkpoint = msgspec.structs.replace(self.checkpoint, steps=steps, in_flight=flight)
-        await self.save()
-        self._lost.pop(result.name, None)
         attempt = self._started.pop(result.name, None)
         if attempt is not None and attempt.lease is not None:
-            await self._release(attempt.lease)
+            # The step is over: its lease goes while its result is written.
+            await overlapped(self.save(), self._release(attempt.lease))
+        else:
+            await self.save()
+        self._lost.pop(result.name, None)
 
     async def _release(self, lease: Lease) -> None:
         holder = self.holder

@@ -5,10 +5,17 @@ redelivered run that announces a transition again is dropped by the stream
 inside its window; the status tracker's idempotent folding handles the rest.
 Progress reports are best effort (a core publish the stream captures, no
 acknowledgement awaited): losing one never fails or slows a step.
+
+A transition announced with ``wait=False`` is sent in the background while the
+run goes on (a step starts while its ``running`` is being stored); the
+announcements of one run still reach the stream in the order they were made,
+because every later one waits for those in the background first, and
+:meth:`RunEvents.settle` waits for them all and raises the first failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -54,6 +61,8 @@ class RunEvents:
         self._run = run
         self._clock = clock
         self._subject = event_subject(run.workflow_id)
+        self._behind: asyncio.Future[None] | None = None
+        """The last announcement sent in the background (each waits for the one before)."""
 
     def _id(self, *parts: object) -> str:
         return ":".join(str(p) for p in (self._run.workflow_id, self._run.attempt, *parts))
@@ -66,8 +75,13 @@ class RunEvents:
         error_class: ErrorClass | None = None,
         next_attempt_at: float | None = None,
         attempt: int | None = None,
+        wait: bool = True,
     ) -> None:
-        """Announce a workflow transition (waits for the stream's acknowledgement)."""
+        """Announce a workflow transition.
+
+        With ``wait`` (the default) this returns once the stream acknowledged it;
+        otherwise it is sent in the background (see the module docstring).
+        """
         run = self._run
         event = WorkflowTransition(
             workflow_id=run.workflow_id,
@@ -86,8 +100,8 @@ class RunEvents:
         )
         terminal = state in ("succeeded", "failed", "cancelled", "timed_out")
         parts: tuple[object, ...] = ("wf", state, attempt or run.attempt)
-        await self._bus.send(
-            self._subject, event, msg_id=self._id(*parts if terminal else (*parts, self._delivery))
+        await self._announce(
+            event, self._id(*parts if terminal else (*parts, self._delivery)), wait=wait
         )
 
     async def step(
@@ -102,8 +116,9 @@ class RunEvents:
         error_class: ErrorClass | None = None,
         execution: int = 1,
         attempt_reason: StepAttemptReason = "first",
+        wait: bool = True,
     ) -> None:
-        """Announce a step transition (waits for the stream's acknowledgement).
+        """Announce a step transition (``wait`` as for :meth:`workflow`).
 
         ``execution`` is the step's attempt (persisted before it starts), so each
         attempt's transitions are distinct events, never dropped as duplicates.
@@ -122,7 +137,37 @@ class RunEvents:
             step_attempt=execution,
             attempt_reason=attempt_reason,
         )
-        await self._bus.send(self._subject, event, msg_id=self._id("step", name, execution, state))
+        await self._announce(event, self._id("step", name, execution, state), wait=wait)
+
+    async def settle(self) -> None:
+        """Wait until the announcements sent in the background are stored.
+
+        Raises:
+            Exception: the first one that could not be stored (later ones were not sent).
+        """
+        if self._behind is not None:
+            await self._behind
+
+    async def _announce(
+        self, event: WorkflowTransition | StepTransition, msg_id: str, *, wait: bool
+    ) -> None:
+        before = self._behind
+        if wait:
+            if before is not None:
+                await before
+            await self._bus.send(self._subject, event, msg_id=msg_id)
+        else:
+            self._behind = asyncio.ensure_future(self._after(before, event, msg_id))
+
+    async def _after(
+        self,
+        before: asyncio.Future[None] | None,
+        event: WorkflowTransition | StepTransition,
+        msg_id: str,
+    ) -> None:
+        if before is not None:
+            await before
+        await self._bus.send(self._subject, event, msg_id=msg_id)
 
     async def progress(
         self, name: str, *, percent: float | None = None, message: dict[str, Any] | None = None

@@ -32,7 +32,6 @@ from actors.pipeline_runner.state import DEPENDENCY_FAILED, Schedule
 from actors.pipeline_runner.steps import StepPipeline
 from actors.pipeline_runner.workspace import Workspace
 from actors.runtime.errors import ConfigError
-from actors.runtime.overlap import overlapped
 from protocols.pipelines import PipelineResult, PipelineRun, RunCheckpoint, StepOutcome, StepResult
 
 __all__ = ["RunExecution"]
@@ -106,7 +105,9 @@ class RunExecution(StepPipeline):
         if previous is None:
             # The checkpoint is first written when a step starts or ends: a redelivery
             # after a crash before that has nothing to resume and prepares afresh.
-            await overlapped(self.events.workflow("preparing"), self.events.workflow("running"))
+            # Both are stored while the first steps start (and before their own events).
+            await self.events.workflow("preparing", wait=False)
+            await self.events.workflow("running", wait=False)
         else:
             await self.attempts.recover()
             await self._resume(previous)
@@ -114,6 +115,7 @@ class RunExecution(StepPipeline):
         watchdog = asyncio.create_task(self._watch_deadline())
         try:
             await self._drive()
+            await self.events.settle()
         finally:
             watchdog.cancel()
             await self.attempts.abandon()

@@ -121,8 +121,9 @@ class StepPipeline:
         except LeaseLost as exc:
             return msgspec.structs.replace(base, state="cancelled", reason=str(exc))
         execution_no = attempt.number
+        # Stored while the step starts; its end is announced after it.
         await self.events.step(
-            name, "running", execution=execution_no, attempt_reason=attempt.reason
+            name, "running", execution=execution_no, attempt_reason=attempt.reason, wait=False
         )
         local = backend.name == "local"
         workdir = self.workspace.step_dir(name)
@@ -265,6 +266,8 @@ class StepPipeline:
         if not announce_only:
             result = msgspec.structs.replace(result, reason=reason, error_class=error_class)
         attempt = self.attempts.attempt_of(result.name)
+        # An executed step's end is stored while it is recorded (the run settles
+        # its announcements before its result is stored).
         await self.events.step(
             result.name,
             result.state,
@@ -274,6 +277,7 @@ class StepPipeline:
             error_class=result.error_class,
             execution=execution or self.checkpoint_attempts(result.name) + 1,
             attempt_reason=attempt.reason if attempt is not None else "first",
+            wait=not announce_only,
         )
         return result
 
