@@ -59,7 +59,7 @@ from actors.runtime.handlers import (
     endpoint,
     listener,
 )
-from actors.runtime.kv import TypedBucket
+from actors.runtime.kv import Entry, TypedBucket
 from actors.runtime.overlap import overlapped
 from actors.topology import (
     ARTIFACTS,
@@ -87,10 +87,12 @@ from protocols.pipelines import (
     GetResult,
     PipelineResult,
     PipelineRun,
+    RunCheckpoint,
     StepLease,
     StopExecution,
     run_lease_key,
 )
+from protocols.status import WorkflowView
 
 __all__ = ["PipelineRunner"]
 
@@ -246,15 +248,22 @@ class PipelineRunner(Actor):
         # A redelivery may find its run done (its result stored, or its workflow ended)
         # and is acknowledged without waiting for the run lease. A first delivery is
         # checked once, below, with the lease held: the same two reads would only repeat.
-        if ctx.num_delivered > 1 and await self._finished(run, events):
-            return
+        rc = self.context
+        if ctx.num_delivered > 1:
+            stored, view = await overlapped(rc.store.result(wf), rc.store.view(wf))
+            if await self._finished(run, events, stored, view):
+                return
         lease = await self._hold_run(wf)
         try:
             # Checked with the lease held: another delivery may have finished the run,
             # or the workflow may have been cancelled, before this one got the lease.
-            if await self._finished(run, events):
+            # The checkpoint a run resumes from is read at the same time.
+            stored, view, checkpoint = await overlapped(
+                rc.store.result(wf), rc.store.view(wf), rc.store.checkpoint_entry(wf)
+            )
+            if await self._finished(run, events, stored, view):
                 return
-            await self._execute(run, events, lease)
+            await self._execute(run, events, lease, checkpoint)
         finally:
             if self._leases is not None:
                 await self._leases.release(lease)
@@ -273,11 +282,16 @@ class PipelineRunner(Actor):
                 self.context.count("runs_waited")
                 await self._leases.wait_free(run_lease_key(wf))
 
-    async def _finished(self, run: PipelineRun, events: RunEvents) -> bool:
+    async def _finished(
+        self,
+        run: PipelineRun,
+        events: RunEvents,
+        stored: PipelineResult | None,
+        view: WorkflowView | None,
+    ) -> bool:
         """Whether the run needs no execution (its result is stored, or it ended)."""
         rc = self.context
         wf = run.workflow_id
-        stored, view = await overlapped(rc.store.result(wf), rc.store.view(wf))
         if stored is not None and stored.attempt >= run.attempt:
             log.info("workflow %s: result already stored (%s); acknowledging", wf, stored.state)
             await events.workflow(
@@ -293,7 +307,13 @@ class PipelineRunner(Actor):
             return True
         return False
 
-    async def _execute(self, run: PipelineRun, events: RunEvents, lease: Lease) -> None:
+    async def _execute(
+        self,
+        run: PipelineRun,
+        events: RunEvents,
+        lease: Lease,
+        checkpoint: Entry[RunCheckpoint] | None,
+    ) -> None:
         """Execute a run this runner holds the lease of; store its result or plan its retry."""
         rc = self.context
         wf = run.workflow_id
@@ -319,17 +339,23 @@ class PipelineRunner(Actor):
         execution = RunExecution(run, rc, events, stop, holder)
         keeper.start()
         try:
-            await self._conclude(run, events, execution)
+            await self._conclude(run, events, execution, checkpoint)
         finally:
             await keeper.stop()
             self._active.pop(wf, None)
 
-    async def _conclude(self, run: PipelineRun, events: RunEvents, execution: RunExecution) -> None:
+    async def _conclude(
+        self,
+        run: PipelineRun,
+        events: RunEvents,
+        execution: RunExecution,
+        checkpoint: Entry[RunCheckpoint] | None,
+    ) -> None:
         """Execute the run; store its result or plan its retry (the run lease still renewed)."""
         rc = self.context
         wf = run.workflow_id
         try:
-            outcome = await execution.execute()
+            outcome = await execution.execute(checkpoint)
         except LeaseLost as exc:
             rc.count("runs_fenced")
             # Another runner holds the run now (or will): hand this delivery back.
@@ -347,9 +373,11 @@ class PipelineRunner(Actor):
         await rc.store.put_result(result)
         await events.workflow(result.state, reason=result.reason, error_class=result.error_class)
         rc.count(f"runs_{result.state}")
-        await rc.store.drop_checkpoint(wf)
-        if not self.config.keep_workspaces:
-            await Workspace(self.config.workspace_root, wf).remove_off_loop()
+        if self.config.keep_workspaces:
+            await rc.store.drop_checkpoint(wf)
+        else:
+            workspace = Workspace(self.config.workspace_root, wf)
+            await overlapped(rc.store.drop_checkpoint(wf), workspace.remove_off_loop())
 
     @listener(CANCEL_SUBJECT)
     async def cancel(self, message: CancelRun, ctx: RequestContext) -> None:

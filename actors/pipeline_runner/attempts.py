@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
@@ -38,6 +39,7 @@ from actors.pipeline_runner.leases import Lease, LeaseHeld, LeaseKeeper, LeaseLo
 from actors.pipeline_runner.store import RunStore
 from actors.runtime.clock import Clock
 from actors.runtime.errors import Conflict
+from actors.runtime.kv import Entry
 from actors.runtime.overlap import overlapped
 from protocols.pipelines import (
     RunCheckpoint,
@@ -117,9 +119,17 @@ class StepAttempts:
 
     # -- checkpoint ------------------------------------------------------------------
 
-    async def load(self, attempt: int) -> RunCheckpoint | None:
-        """Read the stored checkpoint; return it when it belongs to run ``attempt``."""
-        entry = await self.store.checkpoint_entry(self.workflow_id)
+    async def load(
+        self, attempt: int, *, read: Entry[RunCheckpoint] | Literal[False] | None = False
+    ) -> RunCheckpoint | None:
+        """Take the stored checkpoint; return it when it belongs to run ``attempt``.
+
+        Args:
+            attempt: the run attempt executing.
+            read: the checkpoint's entry as already read with the run lease held
+                (``False``: read it now).
+        """
+        entry = await self.store.checkpoint_entry(self.workflow_id) if read is False else read
         if entry is None:
             return None
         self._revision = entry.revision

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from actors.breaker_supervisor.client import (
     CIRCUIT_OPEN,
@@ -32,6 +33,7 @@ from actors.pipeline_runner.state import DEPENDENCY_FAILED, Schedule
 from actors.pipeline_runner.steps import StepPipeline
 from actors.pipeline_runner.workspace import Workspace
 from actors.runtime.errors import ConfigError
+from actors.runtime.kv import Entry
 from protocols.pipelines import PipelineResult, PipelineRun, RunCheckpoint, StepOutcome, StepResult
 
 __all__ = ["RunExecution"]
@@ -81,14 +83,20 @@ class RunExecution(StepPipeline):
         """The run's checkpoint as recorded so far."""
         return self.attempts.checkpoint
 
-    async def execute(self) -> Outcome:
+    async def execute(
+        self, checkpoint: Entry[RunCheckpoint] | Literal[False] | None = False
+    ) -> Outcome:
         """Run the pipeline; return its result or the retry to schedule.
+
+        Args:
+            checkpoint: the run's checkpoint entry as read with the run lease held
+                (``False``: read it first).
 
         Raises:
             LeaseLost: the run was fenced (another runner holds it now).
         """
         run, ctx = self.run, self.ctx
-        previous = await self.attempts.load(run.attempt)
+        previous = await self.attempts.load(run.attempt, read=checkpoint)
         self.choice = await ctx.backends.choose(self._requested(run.pipeline.backend))
         log.info(
             "workflow %s: backend %s (%s)",
