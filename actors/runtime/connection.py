@@ -112,6 +112,31 @@ class Connection(StrictTlsClient):
             memo[headers] = result.copy()
         return result
 
+    @staticmethod
+    def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        """nats-py's parsing of a block's header lines, without a generator per name.
+
+        A block that varies per message (a de-duplication id, a stream sequence in a
+        direct get's answer) misses the memo; nats-py tests each name for whitespace
+        one character at a time. ``str.split`` applies the same rule (``str.isspace``)
+        in C: a name without whitespace splits into itself alone.
+        """
+        out: dict[str, str] = {}
+        for line in raw.split(b"\r\n"):
+            if not line:
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            try:
+                key = name.strip().decode("ascii")
+            except UnicodeDecodeError:
+                continue  # not a token: nats-py drops it as well
+            if key and key.split() != [key]:
+                continue  # whitespace inside the name
+            out[key] = value.strip().decode("utf-8", "replace")
+        return out
+
     async def _process_err(self, err_msg: str) -> None:
         refused = _PUBLISH_REFUSED.search(err_msg)
         if refused is not None:

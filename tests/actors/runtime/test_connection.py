@@ -73,6 +73,43 @@ def test_parsed_block_is_that_of_nats_py_and_a_fresh_dict(headers: dict[str, str
     asyncio.run(parse_twice())
 
 
+_LINE_BYTES = st.sampled_from(
+    [
+        b"Nats-Msg-Id",
+        b"Content-Type",
+        b"a",
+        b":",
+        b" ",
+        b"\t",
+        b"\x0b",
+        b"\x1c",
+        b"\x85",
+        b"\xc3\xa9",
+        b"\xff",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"value",
+        b"-",
+        b"NATS/1.0",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(_LINE_BYTES, max_size=8).map(b"".join), max_size=6))
+def test_header_lines_parse_exactly_as_nats_py_parses_them(lines: list[bytes]) -> None:
+    """Names with whitespace inside, non-ASCII names, bare lines: the same dict as nats-py."""
+    raw = b"\r\n".join(lines)
+    assert Connection._parse_header_lines(raw) == Client._parse_header_lines(raw)
+
+
+def test_a_name_with_whitespace_inside_is_dropped_and_an_empty_name_kept() -> None:
+    """As nats-py: ``Bad Name`` and ``Bad\\x1cName`` go, ``: v`` is kept under ``""``."""
+    raw = b"Bad Name: x\r\nBad\x1cName: y\r\n: v\r\nNats-Msg-Id:  id-1 \r\n"
+    assert Connection._parse_header_lines(raw) == {"": "v", "Nats-Msg-Id": "id-1"}
+
+
 @pytest.mark.integration
 async def test_repeated_headers_arrive_intact_in_both_directions(bus: Bus) -> None:
     """The same headers published many times arrive each time as sent, with the payload."""
