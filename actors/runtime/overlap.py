@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 __all__ = ["overlapped"]
 
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_C = TypeVar("_C")
 
-async def overlapped(*steps: Awaitable[Any]) -> list[Any]:
+
+@overload
+async def overlapped(a: Awaitable[_A], b: Awaitable[_B], /) -> tuple[_A, _B]: ...
+@overload
+async def overlapped(
+    a: Awaitable[_A], b: Awaitable[_B], c: Awaitable[_C], /
+) -> tuple[_A, _B, _C]: ...
+@overload
+async def overlapped(*steps: Awaitable[Any]) -> tuple[Any, ...]: ...
+async def overlapped(*steps: Awaitable[Any]) -> tuple[Any, ...]:
     """Run ``steps`` concurrently, started in order; return their results in order.
 
     Raises:
@@ -28,4 +40,4 @@ async def overlapped(*steps: Awaitable[Any]) -> list[Any]:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return list(outcomes)
+    return tuple(outcomes)

@@ -28,7 +28,7 @@ async def test_steps_start_in_order_run_together_and_return_in_order() -> None:
     await asyncio.wait_for(all_started(), 10)
     assert started == ["a", "b", "c"]
     release.set()
-    assert await asyncio.wait_for(running, 10) == ["A", "B", "C"]
+    assert await asyncio.wait_for(running, 10) == ("A", "B", "C")
 
 
 async def test_the_first_failure_is_raised_as_itself_after_every_step_finished() -> None:
