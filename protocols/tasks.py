@@ -111,9 +111,10 @@ REJECTION_CODES: tuple[RejectionCode, ...] = get_args(RejectionCode)
 """Every :data:`RejectionCode`."""
 
 TaskState = Literal["accepted", "queued", "dispatched", "rejected", "cancelled"]
-"""How far the task manager got with a task: ``accepted`` (being handled),
-``queued`` (its run is published), ``dispatched`` (handed to an agent),
-``rejected`` or ``cancelled``."""
+"""How far the task manager got with a task: ``accepted`` (claimed, not planned: a
+task for an agent before its hand-off, or one being rejected), ``queued`` (planned:
+its run is published once its ``submitted`` and ``queued`` transitions are stored),
+``dispatched`` (handed to an agent), ``rejected`` or ``cancelled``."""
 
 
 class TaskSubmitted(Message, frozen=True, tag="troupe.tasks.v1.submit"):

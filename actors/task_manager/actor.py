@@ -3,25 +3,29 @@
 It consumes :class:`~protocols.tasks.TaskSubmitted` from the work-queue stream
 ``TROUPE_TASKS`` and, for each task:
 
-1. claims the task id in the ``troupe-tasks`` bucket (``kv.create``): a second
-   submission with the same id (past the stream's de-duplication window) is
-   dropped, while a redelivery of the same message (same stream sequence, after
-   a crash) is handled again from the start;
-2. reports ``submitted``;
-3. renders the template (or the inline pipeline) with the task's parameters and
-   plans its step graph; any problem reports ``rejected`` with a precise reason
-   and nothing runs;
-4. reports ``queued`` with the planned steps and the deadline, then publishes
-   the :class:`~protocols.pipelines.PipelineRun` with ``Nats-Msg-Id`` = workflow
-   id, so a redelivered task never produces a second run.
+1. renders the template (or the inline pipeline) with the task's parameters and
+   plans its step graph;
+2. claims the task id in the ``troupe-tasks`` bucket (``kv.create``), the record
+   born ``queued`` when the plan succeeded and ``accepted`` when it failed: a
+   second submission with the same id (past the stream's de-duplication window)
+   is dropped, while a redelivery of the same message (same stream sequence,
+   after a crash) is handled again from the start;
+3. when the plan failed, reports ``submitted`` then ``rejected`` with a precise
+   reason, and nothing runs;
+4. reports ``submitted`` and ``queued`` (the planned steps and the deadline),
+   then publishes the :class:`~protocols.pipelines.PipelineRun` with
+   ``Nats-Msg-Id`` = workflow id, so a redelivered task never produces a second
+   run. A valid task thus costs one write to the bucket.
 
 Every status event carries a ``Nats-Msg-Id`` too, so re-handling a task after a
 crash repeats no event inside the status stream's window. Tasks that name a
-required capability go to the agent dispatcher (``actors.task_manager.agents``)
-instead of a pipeline runner. The cancel endpoint broadcasts
-:class:`~protocols.pipelines.CancelRun` to every runner and reports
-``cancelled``. The task record keeps the submission, which
-:mod:`~actors.task_manager.queries` answers (for re-runs) with the templates.
+required capability are not planned here: claimed as ``accepted``, they go to the
+agent dispatcher (``actors.task_manager.agents``) instead of a pipeline runner.
+The cancel endpoint stores the record as ``cancelled``, broadcasts
+:class:`~protocols.pipelines.CancelRun` to every runner (which stop a run
+published after it too) and reports ``cancelled``. The task record keeps the
+submission, which :mod:`~actors.task_manager.queries` answers (for re-runs) with
+the templates.
 """
 
 from __future__ import annotations
@@ -222,10 +226,20 @@ class TaskManager(Actor):
     async def _accept(self, task: TaskSubmitted, ctx: MessageContext) -> None:
         workflow_id = task.task_id
         label = task.template or (task.pipeline.name if task.pipeline else None)
+        # A task for a pipeline runner is planned before it is claimed, so that a valid
+        # one is stored once, already queued. A task for an agent, or one its plan
+        # rejects, is claimed as accepted: either way the claim decides duplicates
+        # before anything is reported.
+        planned: tuple[PipelineSpec, list[list[str]]] | TaskRejected | None = None
+        if not task.requires:
+            try:
+                planned = prepare(task, self.templates)
+            except TaskRejected as exc:
+                planned = exc
         stored, created = await self.store.claim(
             TaskRecord(
                 task_id=workflow_id,
-                state="accepted",
+                state="queued" if isinstance(planned, tuple) else "accepted",
                 accepted_at=self.clock.time(),
                 sequence=ctx.sequence,
                 template=label,
@@ -247,16 +261,15 @@ class TaskManager(Actor):
             "trace_id": current_trace_id(),
             "labels": dict(task.labels),
         }
-        if task.requires:
+        if planned is None:
             await self._report(workflow_id, "submitted", **submitted)
             await self._dispatch(task, stored)
             return
-        try:
-            pipeline, stages = prepare(task, self.templates)
-        except TaskRejected as exc:
+        if isinstance(planned, TaskRejected):
             await self._report(workflow_id, "submitted", **submitted)
-            await self._reject(stored, exc)
+            await self._reject(stored, planned)
             return
+        pipeline, stages = planned
         deadline = (
             stored.record.accepted_at + pipeline.timeout if pipeline.timeout is not None else None
         )
@@ -266,13 +279,19 @@ class TaskManager(Actor):
             "deadline": deadline,
         }
         if stored.record.state != "accepted":
+            # Claimed as queued (now, or by an interrupted attempt). A cancel from the
+            # claim on is not seen here: the runners stop the run published below
+            # (CancelRun, which each remembers, and the workflow's cancelled view).
             await overlapped(
                 self._report(workflow_id, "submitted", **submitted),
                 self._report(workflow_id, "queued", **queued),
             )
         else:
-            # Both transitions and the record's move are in flight together (in this
-            # order); the run is published only once all three are stored.
+            # An interrupted attempt claimed the task as accepted (it could not plan the
+            # task then, or was a task manager that claimed every task so): both
+            # transitions and the record's move are in flight together (in this order);
+            # the run is published only once all three are stored, and a cancel that
+            # won the race stops it here.
             *_, moved = await overlapped(
                 self._report(workflow_id, "submitted", **submitted),
                 self._report(workflow_id, "queued", **queued),

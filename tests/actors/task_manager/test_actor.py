@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import pytest
 
+from actors.pipeline_runner import PipelineRunner, RunnerConfig
+from actors.runtime import TypedBucket
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec, encode
 from actors.runtime.errors import Conflict, NotFound
 from actors.runtime.testing import eventually
+from actors.status_tracker import StatusTracker
+from actors.status_tracker.client import get_workflow
 from actors.task_manager.actor import TaskManager
+from actors.task_manager.config import TaskManagerConfig
 from actors.task_manager.store import TaskStore
-from actors.topology import PIPELINES, STATUS_EVENTS, TASK_IDS, TASKS
+from actors.topology import PIPELINES, RESULTS, STATUS_EVENTS, TASK_IDS, TASKS
 from protocols import pipelines
-from protocols.pipelines import CancelRun, PipelineRun, PipelineSpec, StepSpec
-from protocols.status import WorkflowTransition, event_subject
+from protocols.pipelines import CancelRun, PipelineResult, PipelineRun, PipelineSpec, StepSpec
+from protocols.status import StatusEvent, StepTransition, WorkflowTransition, event_subject
 from protocols.tasks import (
     CANCEL_SUBJECT,
     SUBMIT_SUBJECT,
+    TASKS_BUCKET,
     CancelAccepted,
     CancelTask,
     TaskRecord,
+    TaskState,
     TaskSubmitted,
 )
 
@@ -84,6 +92,21 @@ async def _submit(bus: Bus, task: TaskSubmitted, *, msg_id: str | None = "defaul
     return ack.seq
 
 
+async def _record_writes(bus: Bus) -> int:
+    """How many writes the task records' bucket has taken (its stream's last sequence)."""
+    return (await bus.js.stream_info(f"KV_{TASKS_BUCKET}")).state.last_seq
+
+
+async def _handled(bus: Bus, seq: int) -> None:
+    """Wait until the task manager has acknowledged the submission at stream sequence ``seq``."""
+
+    async def acknowledged() -> bool:
+        info = await bus.js.consumer_info(TASKS.name, "task-manager")
+        return info.ack_floor.stream_seq >= seq
+
+    await eventually(acknowledged, timeout=10.0)
+
+
 async def test_submit_reports_submitted_then_queued_and_publishes_the_planned_run(
     bus: Bus, manager: TaskManager
 ) -> None:
@@ -106,6 +129,32 @@ async def test_submit_reports_submitted_then_queued_and_publishes_the_planned_ru
     record = await (await TaskStore.open(bus)).get("wf-ok")
     assert record is not None
     assert record.record.state == "queued"
+
+
+async def test_a_valid_task_is_stored_once_already_queued_before_its_run_is_published(
+    bus: Bus, manager: TaskManager
+) -> None:
+    """Accepting a valid task writes its record once, born queued, and then publishes the run."""
+    at_publish: list[TaskRecord | None] = []
+    store = await TaskStore.open(bus)
+
+    async def on_run(msg: Any) -> None:
+        stored = await store.get("wf-once-written")
+        at_publish.append(stored.record if stored is not None else None)
+
+    await bus.nc.subscribe(pipelines.RUN_SUBJECT, cb=on_run)
+    before = await _record_writes(bus)
+    await _submit(bus, TaskSubmitted(task_id="wf-once-written", template="two"))
+    await eventually(lambda: _true(manager.counts["queued"] == 1))
+    await eventually(lambda: _true(len(at_publish) == 1))
+    assert await _record_writes(bus) - before == 1
+    (record,) = at_publish
+    assert record is not None
+    assert record.state == "queued"
+    assert record.accepted_at == 1_000.0
+    assert record.submission == TaskSubmitted(task_id="wf-once-written", template="two")
+    assert [e.state for e in await _events(bus, "wf-once-written")] == ["submitted", "queued"]
+    assert manager.counts["accepted"] == 1
 
 
 async def test_submit_renders_an_inline_pipeline(bus: Bus, manager: TaskManager) -> None:
@@ -175,12 +224,16 @@ async def test_invalid_tasks_are_rejected_with_a_precise_reason_and_nothing_runs
     bus: Bus, manager: TaskManager
 ) -> None:
     """Every validation failure ends the workflow rejected, with its reason; no run is published."""
+    store = await TaskStore.open(bus)
     for task, _ in REJECTED.values():
         await _submit(bus, task)
     for workflow_id, (_, reason) in REJECTED.items():
         events = await _ended(bus, workflow_id, "rejected")
         assert [e.state for e in events] == ["submitted", "rejected"]
         assert events[-1].reason.startswith(reason), (workflow_id, events[-1].reason)
+        stored = await store.get(workflow_id)
+        assert stored is not None
+        assert (stored.record.state, stored.record.reason) == ("rejected", events[-1].reason)
     assert await _runs(bus) == []
     assert manager.counts["rejected"] == len(REJECTED)
 
@@ -216,6 +269,21 @@ async def _true(value: bool) -> bool:
     return value
 
 
+async def test_a_second_submission_that_would_be_rejected_is_dropped_as_a_duplicate(
+    bus: Bus, manager: TaskManager
+) -> None:
+    """An invalid task reusing a queued task's id past the window is dropped, not rejected."""
+    await _submit(bus, TaskSubmitted(task_id="wf-kept", template="two"))
+    await _ended(bus, "wf-kept", "queued")
+    await _submit(bus, TaskSubmitted(task_id="wf-kept", template="nope"), msg_id=None)
+    await eventually(lambda: _true(manager.counts["duplicates"] == 1))
+    assert [e.state for e in await _events(bus, "wf-kept")] == ["submitted", "queued"]
+    stored = await (await TaskStore.open(bus)).get("wf-kept")
+    assert stored is not None
+    assert stored.record.state == "queued"
+    assert manager.counts["rejected"] == 0
+
+
 async def test_a_redelivered_task_completes_the_interrupted_attempt_once(
     bus: Bus, manager_factory: Any
 ) -> None:
@@ -235,12 +303,58 @@ async def test_a_redelivered_task_completes_the_interrupted_attempt_once(
         PipelineRun(workflow_id="wf-crash", pipeline=CYCLE, order=[]),
         msg_id="wf-crash",
     )
+    writes = await _record_writes(bus)
     async with manager_factory().running(bus):
         await _ended(bus, "wf-crash", "queued")
+        await _handled(bus, seq)
     runs = await _runs(bus)
     assert [r.workflow_id for r in runs] == ["wf-crash"]
     queued = (await _events(bus, "wf-crash"))[-1]
     assert queued.deadline == 5.0 + 90  # counted from the first acceptance
+    assert await _record_writes(bus) == writes  # the record was queued already
+
+
+async def test_a_redelivery_moves_a_record_left_accepted_to_queued_and_publishes_one_run(
+    bus: Bus, manager_factory: Any
+) -> None:
+    """A record an interrupted attempt left accepted is moved to queued, then the run goes out."""
+    await bus.ensure_stream(TASKS)
+    task = TaskSubmitted(task_id="wf-half", template="two")
+    seq = await _submit(bus, task)
+    kv = await bus.key_value(TASK_IDS)
+    await kv.create(
+        "wf-half",
+        encode(TaskRecord(task_id="wf-half", state="accepted", accepted_at=7.0, sequence=seq)),
+    )
+    actor = manager_factory()
+    async with actor.running(bus):
+        await _handled(bus, seq)
+    assert [e.state for e in await _events(bus, "wf-half")] == ["submitted", "queued"]
+    (run,) = await _runs(bus)
+    assert run.workflow_id == "wf-half"
+    assert run.deadline == 7.0 + 90
+    stored = await (await TaskStore.open(bus)).get("wf-half")
+    assert stored is not None
+    assert (stored.record.state, stored.record.accepted_at) == ("queued", 7.0)
+    assert (actor.counts["accepted"], actor.counts["queued"]) == (0, 1)
+
+
+@pytest.mark.parametrize("state", ["cancelled", "rejected"])
+async def test_a_redelivery_of_a_task_already_ended_reports_and_publishes_nothing(
+    bus: Bus, manager_factory: Any, state: TaskState
+) -> None:
+    """A record left cancelled or rejected ends the redelivery: no event, no run, no write."""
+    await bus.ensure_stream(TASKS)
+    seq = await _submit(bus, TaskSubmitted(task_id="wf-ended", template="two"))
+    kv = await bus.key_value(TASK_IDS)
+    record = TaskRecord(task_id="wf-ended", state=state, accepted_at=1.0, sequence=seq)
+    await kv.create("wf-ended", encode(record))
+    writes = await _record_writes(bus)
+    async with manager_factory().running(bus):
+        await _handled(bus, seq)
+    assert await _events(bus, "wf-ended") == []
+    assert await _runs(bus) == []
+    assert await _record_writes(bus) == writes
 
 
 async def test_a_second_submission_with_a_claimed_key_is_dropped(
@@ -284,6 +398,69 @@ async def test_cancel_broadcasts_to_runners_and_reports_cancelled(
     record = await (await TaskStore.open(bus)).get("wf-stop")
     assert record is not None
     assert record.record.state == "cancelled"
+
+
+async def test_a_cancel_between_the_claim_and_the_publish_ends_the_workflow_cancelled_unrun(
+    bus: Bus, templates_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel after the claim, before the run is published: cancelled, and no step starts."""
+    ran = tmp_path / "ran"
+    inline = PipelineSpec(name="touch", steps=[StepSpec(name="touch", run=f"touch {ran}")])
+    manager = TaskManager(config=TaskManagerConfig(template_dirs=(templates_dir,)))
+    runner = PipelineRunner(
+        config=RunnerConfig(
+            workspace_root=tmp_path / "ws", backend="local", step_user="", lease_ttl=2
+        )
+    )
+    report = manager._report
+    answers: list[CancelAccepted] = []
+
+    async def cancel_first(workflow_id: str, state: Any, **fields: Any) -> None:
+        # The record is claimed (queued) and the run not yet published: cancel now.
+        if state == "submitted" and not answers:
+            cancel = CancelTask(workflow_id=workflow_id, reason="not now")
+            answers.append(await bus.request(CANCEL_SUBJECT, cancel, CancelAccepted))
+        await report(workflow_id, state, **fields)
+
+    monkeypatch.setattr(manager, "_report", cancel_first)
+    async with StatusTracker().running(bus), runner.running(bus), manager.running(bus):
+        await _submit(bus, TaskSubmitted(task_id="wf-race", pipeline=inline))
+        await eventually(lambda: _true(manager.counts["queued"] == 1))
+        # The task manager does not see the cancel: the run is published all the same.
+        assert (await bus.js.stream_info(PIPELINES.name)).state.last_seq == 1
+        results = await TypedBucket.bind(bus, RESULTS, PipelineResult)
+
+        async def runner_done() -> str | None:
+            """How the runner ended the run: skipped it, or stored its result's state."""
+            if runner.context.counters.get("runs_skipped", 0) == 1:
+                return "skipped"
+            entry = await results.get_or_none("wf-race")
+            return None if entry is None else entry.value.state
+
+        outcome = await eventually(runner_done, timeout=20.0)
+        assert outcome in ("skipped", "cancelled")
+        view = await eventually(
+            lambda: _cancelled_view(bus, "wf-race"), timeout=10.0, ignoring=(NotFound,)
+        )
+    assert view.reason == "not now"
+    assert not ran.exists()
+    assert [a.workflow_id for a in answers] == ["wf-race"]
+    stored = await (await TaskStore.open(bus)).get("wf-race")
+    assert stored is not None
+    assert stored.record.state == "cancelled"
+    events = await _read(bus, STATUS_EVENTS.name, event_subject("wf-race"), StatusEvent)
+    workflow = [e.state for e in events if isinstance(e, WorkflowTransition)]
+    assert not {"succeeded", "failed", "timed_out"} & set(workflow), workflow
+    # Stored before anything the runner said: the tracker, keeping a terminal state,
+    # never showed the workflow preparing or running.
+    assert not {"preparing", "running"} & set(workflow[: workflow.index("cancelled")]), workflow
+    steps = [e.state for e in events if isinstance(e, StepTransition)]
+    assert set(steps) <= {"cancelled"}, steps
+
+
+async def _cancelled_view(bus: Bus, workflow_id: str) -> Any:
+    view = await get_workflow(bus, workflow_id)
+    return view if view.state == "cancelled" else None
 
 
 async def test_cancel_of_an_unknown_workflow_is_not_found(bus: Bus, manager: TaskManager) -> None:
