@@ -95,10 +95,11 @@ LEASES = BucketSpec(
     description="Run and step leases of pipeline runners (who executes what now)",
 )
 
-STEP_CACHE = ObjectStoreSpec(
+STEP_CACHE = BucketSpec(
     name=pipelines.CACHE_BUCKET,
+    history=1,
     ttl=7 * DAY,
-    description="Step cache shared by every pipeline runner",
+    description="Step cache shared by every pipeline runner: a CachedStep per cache key",
 )
 
 STATUS_EVENTS = StreamSpec(
@@ -249,8 +250,9 @@ TROUPE = Topology(
         AGENT_ASSIGNMENTS,
         FLAGS,
         SCHEDULE_DEFINITIONS,
+        STEP_CACHE,
     ),
-    object_stores=(ARTIFACTS, STEP_CACHE),
+    object_stores=(ARTIFACTS,),
     consumers=(AGENT_RESULTS_CONSUMER, SCHEDULE_FIRINGS),
 )
 """Every stream, bucket and object store above: created by ``troupe init`` with the

@@ -21,7 +21,7 @@ __all__ = ["CATALOG", "Pattern", "Route"]
 Pattern = Literal["stream", "request", "reply", "event", "kv"]
 """How a message travels: captured by a JetStream ``stream``, sent as a
 ``request`` or its ``reply``, fanned out as a core-NATS ``event``, or stored
-as a value in a KV bucket or object store (``kv``)."""
+as a value in a KV bucket (``kv``)."""
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,7 +68,7 @@ def _event(message: type[Message], subject: str, *, encoding: str = MSGPACK) -> 
 
 
 def _kv(message: type[Message], bucket: str, *, key: str) -> Route:
-    """A value stored in ``bucket`` (a KV bucket or object store) under ``key``."""
+    """A value stored in the KV bucket ``bucket`` under ``key``."""
     return Route(message=message, subject=bucket, pattern="kv", key=key)
 
 
@@ -127,8 +127,7 @@ CATALOG: tuple[Route, ...] = (
     _kv(
         pipelines.CachedStep,
         pipelines.CACHE_BUCKET,
-        key="<cache key: hex sha256 of backend, image, command, env, input digests and "
-        "outputs> (an object store)",
+        key="<cache key: hex sha256 of backend, image, command, env, input digests and outputs>",
     ),
     _kv(pipelines.RunCheckpoint, pipelines.CHECKPOINTS_BUCKET, key="<workflow_id>"),
     _kv(

@@ -86,7 +86,7 @@ ARTIFACTS_BUCKET = "troupe-artifacts"
 """Object store bucket holding step output files."""
 
 CACHE_BUCKET = "troupe-step-cache"
-"""Object store bucket shared by runners: step cache key -> cached step result."""
+"""KV bucket shared by runners: step cache key -> :class:`CachedStep`."""
 
 CACHE_CLEAR_SUBJECT = "troupe.pipelines.cache.clear"
 """Request subject of :class:`ClearCache`; every runner also drops its in-process tier."""

@@ -1,8 +1,8 @@
 """``troupe cache ls|stats|clear``: what the shared step cache holds, and removing it.
 
-``ls`` and ``stats`` read the shared tier (the step-cache object store) as
+``ls`` and ``stats`` read the shared tier (the step-cache KV bucket) as
 ``operator``; each runner's in-process tier is a copy of part of it. ``clear``
-asks a pipeline runner (only runners may delete from the store) to remove
+asks a pipeline runner (only runners may delete from the bucket) to remove
 everything, one entry (``KEY``: its key or an unambiguous prefix, as ``ls``
 shows it) or the entries stored by one template's workflows (``--template``);
 every runner drops the same entries from its own tier. An unknown or ambiguous

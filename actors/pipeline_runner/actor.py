@@ -82,6 +82,7 @@ from protocols.pipelines import (
     EXECUTION_STOP_SUBJECT,
     RESULT_SUBJECT,
     CacheCleared,
+    CachedStep,
     CancelRun,
     ClearCache,
     GetResult,
@@ -113,8 +114,8 @@ class PipelineRunner(Actor):
     name = "pipeline_runner"
     description = "Runs pipeline steps (local or Dagger), caches steps, stores results"
     streams = (PIPELINES, STATUS_EVENTS, BREAKER_REPORTS)
-    buckets = (RESULTS, CHECKPOINTS, LEASES, WORKFLOWS, BREAKERS, FLAGS)
-    object_stores = (ARTIFACTS, STEP_CACHE)
+    buckets = (RESULTS, CHECKPOINTS, LEASES, STEP_CACHE, WORKFLOWS, BREAKERS, FLAGS)
+    object_stores = (ARTIFACTS,)
 
     def __init__(self, *, config: RunnerConfig | None = None, clock: Clock = system_clock) -> None:
         super().__init__(clock=clock)
@@ -146,7 +147,7 @@ class PipelineRunner(Actor):
         bus = self.bus
         store = await RunStore.open(bus)
         cache = StepCache(
-            await bus.object_store(STEP_CACHE),
+            await TypedBucket.bind(bus, STEP_CACHE, CachedStep),
             clock=self.clock,
             capacity=cfg.cache_entries,
             ttl=cfg.cache_ttl,

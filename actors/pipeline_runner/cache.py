@@ -1,10 +1,14 @@
-"""The step cache: in-process LRU in front of a JetStream object store shared by runners.
+"""The step cache: in-process LRU in front of a JetStream KV bucket shared by runners.
 
 An entry is a :class:`~protocols.pipelines.CachedStep` (the successful
 step's result; its artifact references point at the content-addressed output
-files; the template of the workflow that stored it). Entries older than the
-TTL are misses on either tier. A shared-tier failure (NATS down) is a miss,
-never an error: the step simply runs.
+files; the template of the workflow that stored it), stored in the
+:data:`~actors.topology.STEP_CACHE` bucket under its cache key: one KV put,
+one JetStream write. Entries older than the TTL are misses on either tier. A
+shared-tier failure (NATS down, an entry larger than the server's maximum
+payload, a key the bucket refuses) is a miss or an entry kept in process
+only, counted in :attr:`CacheStats.errors`, never an error: the step simply
+runs. A stored value that does not decode is a miss.
 
 Clearing (:meth:`StepCache.clear_for`, the answer to a
 :class:`~protocols.pipelines.ClearCache` request) removes everything, one entry
@@ -19,20 +23,19 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import msgspec
 import nats.errors
-from nats.js.object_store import ObjectStore
 
 from actors.runtime.clock import Clock, system_clock
 from actors.runtime.errors import BadRequest, NotFound
+from actors.runtime.kv import TypedBucket
 from protocols.pipelines import CacheCleared, CachedStep, ClearCache, StepResult
 
 __all__ = ["CacheStats", "StepCache"]
 
 log = logging.getLogger(__name__)
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(CachedStep)
+_SHARED_TIER_DOWN = (nats.errors.Error, OSError)
+"""What a shared-tier read or write may raise when NATS cannot serve it."""
 
 
 @dataclass(slots=True)
@@ -63,7 +66,7 @@ class StepCache:
     """Two-tier step cache.
 
     Args:
-        store: the shared object store (``None``: in-process tier only).
+        store: the shared bucket (``None``: in-process tier only).
         clock: time source of TTL checks.
         capacity: entries kept in process.
         ttl: seconds an entry stays valid.
@@ -71,7 +74,7 @@ class StepCache:
 
     def __init__(
         self,
-        store: ObjectStore | None,
+        store: TypedBucket[CachedStep] | None,
         *,
         clock: Clock = system_clock,
         capacity: int = 1024,
@@ -104,25 +107,13 @@ class StepCache:
             del self._memory[key]
             self.stats.expired += 1
         if self._store is not None:
-            try:
-                found = await self._store.get(key)
-            except nats.errors.Error:
-                found = None
-            except OSError as exc:
-                self.stats.errors += 1
-                log.warning("step cache: shared tier unreadable: %s", exc)
-                found = None
-            if found is not None and found.data:
-                try:
-                    entry = _decoder.decode(found.data)
-                except msgspec.DecodeError:
-                    entry = None
-                if entry is not None and self._fresh(entry):
-                    self._remember(entry)
-                    self.stats.store_hits += 1
-                    return entry.result
-                if entry is not None:
-                    self.stats.expired += 1
+            entry = await self._read(key)
+            if entry is not None and self._fresh(entry):
+                self._remember(entry)
+                self.stats.store_hits += 1
+                return entry.result
+            if entry is not None:
+                self.stats.expired += 1
         self.stats.misses += 1
         return None
 
@@ -143,8 +134,9 @@ class StepCache:
         if self._store is None:
             return
         try:
-            await self._store.put(key, _encoder.encode(entry))
-        except (nats.errors.Error, OSError) as exc:
+            await self._store.put(key, entry)
+        except (*_SHARED_TIER_DOWN, BadRequest) as exc:
+            # Too large for the server's max_payload, a key the bucket refuses, NATS down.
             self.stats.errors += 1
             log.warning("step cache: entry %s not shared: %s", key[:12], exc)
 
@@ -157,22 +149,7 @@ class StepCache:
     async def clear(self) -> int:
         """Empty both tiers; return how many shared entries were removed."""
         self.clear_local()
-        if self._store is None:
-            return 0
-        try:
-            infos = await self._store.list()
-        except nats.errors.Error:
-            return 0
-        removed = 0
-        for info in infos:
-            if info.deleted:
-                continue
-            try:
-                await self._store.delete(info.name)
-                removed += 1
-            except nats.errors.Error as exc:
-                log.warning("step cache: cannot delete %s: %s", info.name[:12], exc)
-        return removed
+        return sum([await self._delete(key) for key in await self._keys()])
 
     async def clear_for(self, request: ClearCache) -> CacheCleared:
         """Remove what ``request`` names: everything, one entry, or a template's entries.
@@ -220,32 +197,52 @@ class StepCache:
             raise BadRequest(f"{key!r} is the prefix of {len(matches)} cache keys; give more of it")
         return matches[0]
 
+    async def _read(self, key: str) -> CachedStep | None:
+        """Return the shared tier's entry of ``key`` (``None``: none, unreadable or undecodable)."""
+        assert self._store is not None
+        try:
+            found = await self._store.get_or_none(key)
+        except BadRequest:
+            return None  # a value that does not decode, or a key the bucket refuses
+        except _SHARED_TIER_DOWN as exc:
+            self.stats.errors += 1
+            log.warning("step cache: shared tier unreadable: %s", exc)
+            return None
+        return None if found is None else found.value
+
+    async def _keys(self) -> list[str]:
+        """Return the shared tier's keys (none when it cannot be read)."""
+        if self._store is None:
+            return []
+        try:
+            return await self._store.keys()
+        except _SHARED_TIER_DOWN as exc:
+            log.warning("step cache: shared tier unreadable: %s", exc)
+            return []
+
     async def _shared_entries(self) -> dict[str, CachedStep | None]:
         """Return the shared tier's entries by key (``None``: it does not decode)."""
-        if self._store is None:
-            return {}
-        try:
-            infos = await self._store.list()
-        except nats.errors.Error:
+        store = self._store
+        if store is None:
             return {}
         entries: dict[str, CachedStep | None] = {}
-        for info in infos:
-            if info.deleted:
-                continue
+        for key in await self._keys():
             try:
-                found = await self._store.get(info.name)
-                entries[info.name] = _decoder.decode(found.data or b"")
-            except nats.errors.Error:
-                continue  # deleted meanwhile
-            except msgspec.DecodeError:
-                entries[info.name] = None
+                found = await store.get_or_none(key)
+            except BadRequest:
+                entries[key] = None
+                continue
+            except _SHARED_TIER_DOWN:
+                continue
+            if found is not None:  # else deleted meanwhile
+                entries[key] = found.value
         return entries
 
     async def _delete(self, key: str) -> bool:
         assert self._store is not None
         try:
             await self._store.delete(key)
-        except nats.errors.Error as exc:
+        except (*_SHARED_TIER_DOWN, BadRequest) as exc:
             log.warning("step cache: cannot delete %s: %s", key[:12], exc)
             return False
         return True

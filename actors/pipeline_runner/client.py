@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
-import nats.js.errors
 from nats.aio.msg import Msg
 
 from actors.pipeline_runner.artifacts import ArtifactCorrupt, artifact_chunks, write_artifact
 from actors.runtime.bus import Bus
-from actors.runtime.codec import Codec, encoding_of
+from actors.runtime.codec import Codec, encoding_of, stored_encoding
 from actors.runtime.errors import BadRequest, NotFound, Unavailable
 from actors.runtime.kv import TypedBucket
 from actors.status_tracker.client import get_workflow, watch_workflow
-from actors.topology import LEASES
+from actors.topology import LEASES, STEP_CACHE
 from protocols.pipelines import (
     ARTIFACTS_BUCKET,
-    CACHE_BUCKET,
     CACHE_CLEAR_SUBJECT,
     EXECUTION_STOP_SUBJECT,
     RESULT_SUBJECT,
@@ -304,7 +302,7 @@ class CacheEntry:
     Attributes:
         key: the cache key (hex sha256 of backend, image, command, env and inputs).
         step: name of the step that stored it.
-        size: bytes the entry takes in the store (its artifacts are stored apart).
+        size: bytes of its value in the bucket (its artifacts are stored apart).
         stored_at: Unix time it was stored (it expires a cache TTL later).
         artifacts: how many output files it restores.
         template: template of the workflow that stored it (empty: a pipeline file).
@@ -321,28 +319,35 @@ class CacheEntry:
 async def list_cache(bus: Bus) -> list[CacheEntry]:
     """Return the entries of the shared step cache, oldest first.
 
-    An entry that no longer decodes is listed with an empty step name.
+    An entry that no longer decodes is listed with an empty step name, stored
+    when the bucket stored it (size and time 0 if it is not even MessagePack
+    or JSON).
     """
-    store = await bus.js.object_store(CACHE_BUCKET)
-    try:
-        infos = await store.list(ignore_deletes=True)
-    except nats.js.errors.NotFoundError:
-        return []
-    decoder = msgspec.msgpack.Decoder(CachedStep)
+    bucket = await TypedBucket.bind(bus, STEP_CACHE, msgspec.Raw)
+    codec = Codec.of(CachedStep)
     entries: list[CacheEntry] = []
-    for info in infos:
-        if info.deleted:
-            continue
+    for key in await bucket.keys():
         try:
-            found = await store.get(info.name)
-            cached = decoder.decode(found.data or b"")
-        except (nats.js.errors.NotFoundError, msgspec.DecodeError):
+            found = await bucket.get_or_none(key)
+        except BadRequest:  # not even MessagePack or JSON
+            entries.append(CacheEntry(key=key, step="", size=0, stored_at=0.0, artifacts=0))
+            continue
+        if found is None:
+            continue  # deleted meanwhile
+        data = bytes(found.value)
+        try:
+            cached = codec.decode(data, stored_encoding(data))
+        except BadRequest:
+            stored_at = found.created or 0.0
+            entries.append(
+                CacheEntry(key=key, step="", size=len(data), stored_at=stored_at, artifacts=0)
+            )
             continue
         entries.append(
             CacheEntry(
-                key=info.name,
+                key=key,
                 step=cached.result.name,
-                size=info.size or 0,
+                size=len(data),
                 stored_at=cached.stored_at,
                 artifacts=len(cached.result.artifacts),
                 template=cached.template,

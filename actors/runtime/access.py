@@ -222,8 +222,9 @@ ROLES: tuple[Role, ...] = (
             pipelines.CHECKPOINTS_BUCKET,
             pipelines.LEASES_BUCKET,
             breakers.BREAKERS_BUCKET,
+            pipelines.CACHE_BUCKET,
         ),
-        object_stores=(pipelines.ARTIFACTS_BUCKET, pipelines.CACHE_BUCKET),
+        object_stores=(pipelines.ARTIFACTS_BUCKET,),
     ),
     Role(
         name="status_tracker",
@@ -358,13 +359,12 @@ ROLES: tuple[Role, ...] = (
         ),
         subscribe=(*_CLIENT_SUBSCRIBE, pipelines.CACHE_CLEARED_SUBJECT),
         streams=(*_CLIENT_STREAMS, schedules.SCHEDULES_STREAM),
-        # troupe executions ls reads the step leases.
-        reads=(*_CLIENT_READS, pipelines.LEASES_BUCKET),
+        # troupe executions ls reads the step leases; troupe cache ls|stats the step cache.
+        reads=(*_CLIENT_READS, pipelines.LEASES_BUCKET, pipelines.CACHE_BUCKET),
         writes=(flags.FLAGS_BUCKET, schedules.SCHEDULES_BUCKET),
         # troupe cluster status reads the replica health of every stream.
         extra=("$JS.API.STREAM.LIST",),
-        # troupe cache ls|stats reads the shared step cache.
-        reads_objects=(pipelines.ARTIFACTS_BUCKET, pipelines.CACHE_BUCKET),
+        reads_objects=(pipelines.ARTIFACTS_BUCKET,),
         responds=False,
     ),
     Role(name=ADMIN, summary="creates the topology, issues agents; may do anything"),

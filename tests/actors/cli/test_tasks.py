@@ -11,10 +11,12 @@ import pytest
 from actors.cli import main
 from actors.cli.tasks import build_task, parse_params
 from actors.cli.validate import check_task
+from actors.pipeline_runner.cache import StepCache
 from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
 from actors.runtime.handlers import RequestContext, endpoint
+from actors.runtime.kv import TypedBucket
 from actors.runtime.testing import eventually
 from actors.status_tracker import StatusTracker
 from actors.status_tracker.client import get_workflow
@@ -23,7 +25,7 @@ from actors.task_manager.config import TaskManagerConfig
 from actors.task_manager.errors import TaskRejected
 from actors.topology import ARTIFACTS, STEP_CACHE
 from protocols import pipelines
-from protocols.pipelines import ArtifactRef, GetResult, PipelineResult, StepResult
+from protocols.pipelines import ArtifactRef, CachedStep, GetResult, PipelineResult, StepResult
 
 REPO = Path(__file__).resolve().parents[3]
 TYPED = """\
@@ -167,13 +169,14 @@ async def test_cache_clear_without_a_runner_exits_69_and_leaves_the_store(
     bus: Bus, nats_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With no runner to ask, `troupe cache clear` says to start one, exits 69, purges nothing."""
-    store = await bus.object_store(STEP_CACHE)
-    await store.put("k1", b"x")
-    before = (await bus.js.stream_info(f"OBJ_{pipelines.CACHE_BUCKET}")).state.messages
+    store = await TypedBucket.bind(bus, STEP_CACHE, CachedStep)
+    await StepCache(store).put("k1", StepResult(name="s", state="succeeded"))
+    before = (await bus.js.stream_info(f"KV_{pipelines.CACHE_BUCKET}")).state.last_seq
     assert await _run("cache", "clear", "--nats-url", nats_url) == 69
     assert "no pipeline runner answers; start one" in capsys.readouterr().err
-    info = await bus.js.stream_info(f"OBJ_{pipelines.CACHE_BUCKET}")
-    assert info.state.messages == before > 0
+    info = await bus.js.stream_info(f"KV_{pipelines.CACHE_BUCKET}")
+    assert info.state.last_seq == before > 0
+    assert await store.keys() == ["k1"]
 
 
 @pytest.mark.integration

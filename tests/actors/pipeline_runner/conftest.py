@@ -15,11 +15,13 @@ from nats.js.errors import KeyNotFoundError
 from actors.breaker_supervisor.actor import BreakerSupervisor
 from actors.pipeline_runner import PipelineRunner, RunnerConfig
 from actors.runtime.bus import Bus
+from actors.runtime.kv import TypedBucket
 from actors.runtime.testing import eventually
 from actors.status_tracker import StatusTracker
-from actors.topology import PIPELINES, RESULTS, STATUS_EVENTS
+from actors.topology import PIPELINES, RESULTS, STATUS_EVENTS, STEP_CACHE
 from protocols.pipelines import (
     RUN_SUBJECT,
+    CachedStep,
     PipelineResult,
     PipelineRun,
     PipelineSpec,
@@ -127,6 +129,12 @@ def runner_config(tmp_path: Path) -> RunnerConfig:
     return RunnerConfig(
         workspace_root=tmp_path / "ws", backend="local", kill_grace=0.5, step_user="", lease_ttl=2
     )
+
+
+@pytest.fixture
+async def cache_bucket(bus: Bus) -> TypedBucket[CachedStep]:
+    """The shared step cache's KV bucket on the test's server."""
+    return await TypedBucket.bind(bus, STEP_CACHE, CachedStep)
 
 
 @pytest.fixture

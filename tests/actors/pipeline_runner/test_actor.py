@@ -7,20 +7,22 @@ import time
 from pathlib import Path
 
 import msgspec
+import nats.js.errors
 import pytest
 from nats.js.errors import KeyNotFoundError
-from nats.js.object_store import ObjectStore
 
 from actors.pipeline_runner import PipelineRunner
 from actors.pipeline_runner.cache import StepCache
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
+from actors.runtime.kv import TypedBucket
 from actors.runtime.testing import eventually
 from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, STEP_CACHE, WORKFLOWS
 from protocols.breakers import BreakerStatus, breaker_kv_key
 from protocols.pipelines import (
     CANCEL_SUBJECT,
     RESULT_SUBJECT,
+    CachedStep,
     CancelRun,
     GetResult,
     PipelineResult,
@@ -143,6 +145,19 @@ async def test_second_identical_step_is_served_from_the_cache(
     stats = runner.stats_data()["pipeline-runner"]
     assert stats["cache_hits"] == 1
     assert stats["cache_misses"] == 1
+
+
+async def test_a_step_cache_entry_is_stored_with_one_write_to_the_cache_bucket(
+    bus: Bus, runner: PipelineRunner
+) -> None:
+    """Storing a step's cache entry is one message of its KV stream; no object store is written."""
+    stream = f"KV_{STEP_CACHE.name}"
+    before = (await bus.js.stream_info(stream)).state.last_seq
+    await publish(bus, make_run("wf-one-write", [StepSpec(name="s", run="echo one")]))
+    assert (await wait_result(bus, "wf-one-write")).state == "succeeded"
+    assert (await bus.js.stream_info(stream)).state.last_seq - before == 1
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await bus.js.stream_info(f"OBJ_{STEP_CACHE.name}")
 
 
 async def test_cancel_kills_the_step_processes_and_ends_cancelled(
@@ -339,7 +354,7 @@ async def test_a_one_step_run_writes_its_checkpoint_when_the_step_starts_and_end
 class _HeldCache(StepCache):
     """The shared step cache with its writes held back until released (a slow store)."""
 
-    def __init__(self, store: ObjectStore, release: asyncio.Event) -> None:
+    def __init__(self, store: TypedBucket[CachedStep], release: asyncio.Event) -> None:
         super().__init__(store)
         self._release = release
 
@@ -349,13 +364,12 @@ class _HeldCache(StepCache):
 
 
 async def test_a_step_is_announced_and_recorded_while_its_cache_entry_is_written(
-    bus: Bus, runner: PipelineRunner
+    bus: Bus, runner: PipelineRunner, cache_bucket: TypedBucket[CachedStep]
 ) -> None:
     """The cache write runs beside the step's announcement and checkpoint, not before them;
     the run's result waits for it, so an entry is shared before its result is stored."""
-    store = await bus.object_store(STEP_CACHE)
     release = asyncio.Event()
-    runner.context.cache = _HeldCache(store, release)
+    runner.context.cache = _HeldCache(cache_bucket, release)
     await publish(bus, make_run("wf-held", [StepSpec(name="s", run="echo held")]))
     checkpoints = await bus.key_value(CHECKPOINTS)
 
@@ -374,6 +388,6 @@ async def test_a_step_is_announced_and_recorded_while_its_cache_entry_is_written
     release.set()
     result = await wait_result(bus, "wf-held")
     assert result.state == "succeeded"
-    entries = [info.name for info in await store.list()]
+    entries = await cache_bucket.keys()
     assert len(entries) == 1
-    assert await StepCache(store).get(entries[0]) is not None
+    assert await StepCache(cache_bucket).get(entries[0]) is not None

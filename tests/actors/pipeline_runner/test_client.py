@@ -1,16 +1,33 @@
-"""The pipeline runner's client module: results, artifacts, clearing the cache with no runner."""
+"""The pipeline runner's client module: results, artifacts, the cache's entries, clearing it."""
 
 from __future__ import annotations
 
 import hashlib
 
+import msgspec
 import pytest
 
-from actors.pipeline_runner.client import clear_cache, find_artifact, get_result, read_artifact
+from actors.pipeline_runner.cache import StepCache
+from actors.pipeline_runner.client import (
+    clear_cache,
+    find_artifact,
+    get_result,
+    list_cache,
+    read_artifact,
+)
 from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound, Unavailable
-from actors.topology import ARTIFACTS, STEP_CACHE
-from protocols.pipelines import ArtifactRef, PipelineResult, StepResult
+from actors.runtime.kv import TypedBucket
+from actors.runtime.testing import ManualClock
+from actors.topology import ARTIFACTS
+from protocols.pipelines import (
+    CACHE_BUCKET,
+    ArtifactRef,
+    CachedStep,
+    ClearCache,
+    PipelineResult,
+    StepResult,
+)
 
 
 def _ref(name: str, obj: str) -> ArtifactRef:
@@ -52,12 +69,44 @@ async def test_artifacts_are_read_from_the_store_and_a_gone_one_is_not_found(bus
 
 
 @pytest.mark.integration
-async def test_without_a_runner_results_and_cache_clear_are_unavailable(bus: Bus) -> None:
+async def test_without_a_runner_results_and_cache_clear_are_unavailable(
+    bus: Bus, cache_bucket: TypedBucket[CachedStep]
+) -> None:
     """No runner: get_result is Unavailable; clear_cache says to start one and purges nothing."""
     with pytest.raises(Unavailable):
         await get_result(bus, "wf-a", timeout=1.0)
-    store = await bus.object_store(STEP_CACHE)
-    await store.put("entry", b"cached")
+    await StepCache(cache_bucket).put("entry", RESULT.steps[0])
     with pytest.raises(Unavailable, match="no pipeline runner answers; start one"):
         await clear_cache(bus, timeout=1.0)
-    assert (await store.get("entry")).data == b"cached"
+    assert await cache_bucket.keys() == ["entry"]
+
+
+@pytest.mark.integration
+async def test_list_cache_shows_live_entries_oldest_first_and_undecodable_ones_without_step(
+    bus: Bus, cache_bucket: TypedBucket[CachedStep]
+) -> None:
+    """Each entry's step, template, value size and artifacts; a deleted one is gone; another
+    type is listed with no step at the bucket's time, bytes that are no MessagePack at 0."""
+    clock = ManualClock(1000.0)
+    cache = StepCache(cache_bucket, clock=clock)
+    await cache.put("k-old", RESULT.steps[1])
+    clock.advance(10)
+    await cache.put("k-new", RESULT.steps[0], template="ci")
+    await cache.put("k-gone", RESULT.steps[0])
+    await cache.clear_for(ClearCache(key="k-gone"))
+    other = msgspec.msgpack.encode({"a": 1})
+    await bus.js.publish(f"$KV.{CACHE_BUCKET}.k-other", other)
+    await bus.js.publish(f"$KV.{CACHE_BUCKET}.k-garbage", b"\xc1")
+
+    listed = await list_cache(bus)
+
+    assert [(e.key, e.step, e.template, e.artifacts) for e in listed] == [
+        ("k-garbage", "", "", 0),
+        ("k-old", "test", "", 1),
+        ("k-new", "build", "ci", 1),
+        ("k-other", "", "", 0),
+    ]
+    stored = await bus.js.get_msg(f"KV_{CACHE_BUCKET}", subject=f"$KV.{CACHE_BUCKET}.k-new")
+    assert [e.size for e in listed] == [0, listed[1].size, len(stored.data or b""), len(other)]
+    assert [e.stored_at for e in listed[:3]] == [0.0, 1000.0, 1010.0]
+    assert listed[3].stored_at > 1010.0

@@ -107,3 +107,20 @@ def test_the_gateway_reads_the_info_of_the_queues_it_shows_and_nothing_more() ->
         assert f"$JS.API.STREAM.INFO.{stream}" in allowed
     on_pipelines = [s for s in allowed if pipelines.PIPELINES_STREAM in s]
     assert on_pipelines == [f"$JS.API.STREAM.INFO.{pipelines.PIPELINES_STREAM}"]
+
+
+def test_runners_write_the_step_cache_bucket_and_operators_only_read_it() -> None:
+    """The step cache is a KV bucket: runners put and delete keys, operators direct-get, and
+    nobody holds its old object-store subjects."""
+    cache = pipelines.CACHE_BUCKET
+    get = f"$JS.API.DIRECT.GET.KV_{cache}.>"
+    by_role = {r.name: _allow(r, "publish") for r in ROLES if r.name != ADMIN}
+    assert {name for name, allowed in by_role.items() if f"$KV.{cache}.>" in allowed} == {
+        "pipeline_runner"
+    }
+    assert {name for name, allowed in by_role.items() if get in allowed} == {
+        "pipeline_runner",
+        "operator",
+    }
+    for allowed in by_role.values():
+        assert not [s for s in allowed if f"OBJ_{cache}" in s or s.startswith(f"$O.{cache}.")]

@@ -32,15 +32,22 @@ import pytest
 from nats.aio.client import Client
 
 from actors.cli.init import admin_config, apply_to, troupe_topology
+from actors.pipeline_runner.cache import StepCache
+from actors.pipeline_runner.client import list_cache
 from actors.roster import build_roster
 from actors.runtime.access import ACTOR_ROLES, ROLES, Role, agent_role, agent_user, inbox_prefix
 from actors.runtime.agent_logins import issue_agent
 from actors.runtime.bootstrap import Topology
+from actors.runtime.bus import Bus
+from actors.runtime.config import ConnectionConfig
 from actors.runtime.credentials import read_passwords
+from actors.runtime.kv import TypedBucket
 from actors.runtime.server import NatsServer
 from actors.runtime.testing import eventually
+from actors.topology import STEP_CACHE
 from protocols import agents, breakers, pipelines, status, tasks
 from protocols.errors import DEAD_LETTER_STREAM, dead_letter_subject
+from protocols.pipelines import CacheCleared, CachedStep, ClearCache, StepResult
 
 pytestmark = pytest.mark.integration
 
@@ -362,3 +369,29 @@ async def test_admin_alone_holds_the_republish_trick(connect, topology: Topology
     assert info.config.name == "ADMIN_ONLY"
     await nc.jetstream().delete_stream("ADMIN_ONLY")
     assert DEAD_LETTER_STREAM in [s.name for s in topology.streams]
+
+
+async def test_a_runner_stores_and_deletes_step_cache_entries_and_an_operator_lists_them(
+    troupe_server: NatsServer, topology: Topology
+) -> None:
+    """The step cache's KV bucket: the runner's put, get and delete and the operator's listing
+    (``troupe cache ls``) all work under their roles' permissions."""
+    users = ["pipeline_runner", "operator"]
+    passwords = read_passwords(troupe_server.state_dir, users)
+    runner, operator = (
+        ConnectionConfig(url=troupe_server.url, user=u, password=passwords[u], connect_timeout=5)
+        for u in users
+    )
+    result = StepResult(name="s", state="succeeded", exit_code=0)
+    async with await Bus.connect(runner) as bus:
+        bucket = await TypedBucket.bind(bus, STEP_CACHE, CachedStep)
+        cache = StepCache(bucket)
+        await cache.put("k-kept", result)
+        await cache.put("k-gone", result)
+        cleared = await cache.clear_for(ClearCache(key="k-gone"))
+        assert cleared == CacheCleared(removed=1, keys=["k-gone"])
+        other = StepCache(bucket)
+        assert await other.get("k-kept") == result
+        assert (cache.stats.errors, other.stats.errors) == (0, 0)
+    async with await Bus.connect(operator) as bus:
+        assert [(e.key, e.step) for e in await list_cache(bus)] == [("k-kept", "s")]
