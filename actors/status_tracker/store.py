@@ -30,7 +30,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 
-from actors.runtime.clock import Clock, system_clock
+from actors.runtime.clock import Clock, system_clock, wait_tasks
 from actors.runtime.codec import Codec, encoding_of
 from actors.runtime.errors import BadRequest, Conflict
 from actors.runtime.kv import Entry, TypedBucket
@@ -96,6 +96,8 @@ class _Key:
 
     waiting: list[_Waiting]
     busy: bool = False
+    finishing: asyncio.Future[None] | None = None
+    """Set while the writer lingers: resolved when a finishing event arrives."""
 
 
 class WorkflowStore:
@@ -116,7 +118,8 @@ class WorkflowStore:
         clock: clock of the back-off between conflicting writes and of the
             linger (real-time waits on the server, so the actor's runtime clock).
         linger_s: seconds a write of a workflow that is not finishing waits
-            for more of its events before it is sent (0: never waits).
+            for more of its events before it is sent (0: never waits); a
+            finishing event that arrives meanwhile sends it at once.
     """
 
     def __init__(
@@ -143,6 +146,11 @@ class WorkflowStore:
         self._keys: dict[str, _Key] = {}
         self._writers: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[str, Entry[WorkflowView] | None] = OrderedDict()
+
+    def lingering(self, workflow_id: str) -> bool:
+        """Whether a write of ``workflow_id`` waits for more of its events right now."""
+        slot = self._keys.get(workflow_id)
+        return slot is not None and slot.finishing is not None
 
     async def get(self, workflow_id: str) -> tuple[WorkflowView, int] | None:
         """Return the stored view of ``workflow_id`` and its revision, if any."""
@@ -191,6 +199,8 @@ class WorkflowStore:
             slot = self._keys[key] = _Key(waiting=[])
         waiting = _Waiting(event, now, asyncio.get_running_loop().create_future())
         slot.waiting.append(waiting)
+        if slot.finishing is not None and not slot.finishing.done() and _finishing(event):
+            slot.finishing.set_result(None)  # the lingering write goes now
         if not slot.busy:
             slot.busy = True
             # The writer is a task of its own: a handler cancelled while it waits
@@ -206,7 +216,11 @@ class WorkflowStore:
         try:
             while slot.waiting:
                 if self.linger_s > 0 and not any(_finishing(w.event) for w in slot.waiting):
-                    await self._clock.sleep(self.linger_s)
+                    slot.finishing = asyncio.get_running_loop().create_future()
+                    try:
+                        await wait_tasks({slot.finishing}, self.linger_s, self._clock)
+                    finally:
+                        slot.finishing = None
                 group, slot.waiting = slot.waiting, []
                 try:
                     results = await self._commit(key, group)

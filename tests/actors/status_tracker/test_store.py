@@ -128,6 +128,29 @@ async def test_a_terminal_event_is_written_without_lingering(bus: Bus) -> None:
     assert found[0].state == "succeeded"
 
 
+async def test_a_terminal_event_arriving_while_a_write_lingers_sends_it_at_once(
+    bus: Bus,
+) -> None:
+    """The events waiting with the lingering write and the terminal one share one write, now."""
+    store = await _store(bus)
+    store.linger_s = 30.0
+    now = time.time()
+    *early, last = history("ends-while-lingering", now, steps=("a",))
+    before = await _bucket_writes(bus)
+    waiting = [asyncio.ensure_future(store.apply(e, now)) for e in early]
+
+    async def lingers() -> bool:
+        return store.lingering("ends-while-lingering")
+
+    await eventually(lingers, timeout=10.0)
+    stored = await asyncio.wait_for(store.apply(last, now), timeout=10.0)
+    assert stored is not None
+    assert stored.announce
+    assert all(r is not None for r in await asyncio.wait_for(asyncio.gather(*waiting), 10.0))
+    assert await _bucket_writes(bus) - before == 1
+    assert not store.lingering("ends-while-lingering")
+
+
 async def test_durations_are_counted_at_once_and_written_in_one_batch(bus: Bus) -> None:
     """Added durations show in samples before the flush; the flush writes them once per template."""
     bucket = await TypedBucket.bind(bus, DURATIONS, TemplateDurations)
