@@ -23,7 +23,7 @@ from actors.feature_flags.client import FlagStore
 from actors.gateway.app import Lifespan, build_app
 from actors.gateway.auth import TokenVerifier
 from actors.gateway.config import GatewayConfig
-from actors.gateway.dashboard.perfdata import PerfView, RecentViews
+from actors.gateway.dashboard.perfwatch import PerfWatch
 from actors.gateway.events import EventHub
 from actors.gateway.flags import flag_routes
 from actors.gateway.logtail import LogTails
@@ -202,8 +202,9 @@ class Gateway(Actor):
             )
         except Exception:  # noqa: BLE001 - no runner topology: no executions to list
             leases = None
-        # The dashboard's performance page reads the newest views from here, not the tracker.
-        recent = RecentViews()
+        # The dashboard's performance page reads the newest views from here, not the
+        # tracker, while it is read: the watch starts on a read and stops when idle.
+        recent = PerfWatch(self, WORKFLOWS, clock=self.clock, idle_s=self.config.perf_idle_s)
         self.services = Services(
             bus=self.bus,
             verifier=verifier,
@@ -218,13 +219,6 @@ class Gateway(Actor):
             recent=recent,
         )
         await self.add_watch(TOKENS, self._on_token, initial=False, name="watch-tokens")
-        await self.add_watch(
-            WORKFLOWS,
-            recent.mirror,
-            value_type=PerfView,
-            name="watch-workflows",
-            on_caught_up=recent.caught_up,
-        )
         await self.add_endpoint(gw.TOKEN_CREATE_SUBJECT, self._create)
         await self.add_endpoint(gw.TOKEN_LIST_SUBJECT, self._list)
         await self.add_endpoint(gw.TOKEN_REVOKE_SUBJECT, self._revoke)

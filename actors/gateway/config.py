@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 from actors.runtime.errors import ConfigError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "GatewayConfig"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PERF_IDLE_S", "DEFAULT_PORT", "GatewayConfig"]
 
 DEFAULT_HOST = "127.0.0.1"
 """Loopback only unless configured."""
 
 DEFAULT_PORT = 8765
 """The default HTTP port."""
+
+DEFAULT_PERF_IDLE_S = 600.0
+"""Seconds the performance page's watch of the workflows bucket outlives its last read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,11 @@ class GatewayConfig:
             (``TROUPE_GATEWAY_CORS_ORIGINS``, comma-separated).
         token_cache_s: seconds a verified token's record is reused
             (``TROUPE_GATEWAY_TOKEN_CACHE``); revocations take effect at once anyway.
+        perf_idle_s: seconds the watch of the workflows bucket that the performance
+            page reads from is kept after its last read (``TROUPE_GATEWAY_PERF_IDLE``).
+
+    Raises:
+        ConfigError: ``perf_idle_s`` is not positive.
     """
 
     host: str = DEFAULT_HOST
@@ -36,6 +44,11 @@ class GatewayConfig:
     max_body: int = 1024 * 1024
     cors_origins: tuple[str, ...] = ()
     token_cache_s: float = 5.0
+    perf_idle_s: float = DEFAULT_PERF_IDLE_S
+
+    def __post_init__(self) -> None:
+        if not self.perf_idle_s > 0:
+            raise ConfigError("perf_idle_s", "must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -56,6 +69,7 @@ class GatewayConfig:
                     if o.strip()
                 ),
                 token_cache_s=float(env.get("TROUPE_GATEWAY_TOKEN_CACHE") or 5.0),
+                perf_idle_s=float(env.get("TROUPE_GATEWAY_PERF_IDLE") or DEFAULT_PERF_IDLE_S),
             )
         except ValueError as exc:
             raise ConfigError("gateway", f"bad TROUPE_GATEWAY_* value: {exc}") from None

@@ -50,7 +50,7 @@ from protocols.status import WorkflowList, WorkflowView
 from protocols.tasks import TaskSubmitted
 
 if TYPE_CHECKING:  # the dashboard imports this module
-    from actors.gateway.dashboard.perfdata import RecentViews
+    from actors.gateway.dashboard.perfwatch import PerfWatch
 
 __all__ = ["Services"]
 
@@ -71,8 +71,9 @@ class Services:
         tails: the last lines of running steps (``None``: a running step's
             logs are not available).
         schedules: the schedules (``None``: no schedules bucket here).
-        recent: the newest workflow views, kept live from the workflows bucket for
-            the dashboard's performance page (``None``: it asks the status tracker).
+        recent: the newest workflow views, kept live from a watch of the workflows
+            bucket while the dashboard's performance page is read (``None``: the
+            page always asks the status tracker).
     """
 
     bus: Bus
@@ -83,7 +84,7 @@ class Services:
     leases: TypedBucket[StepLease] | None = None
     tails: LogTails | None = None
     schedules: ScheduleStore | None = None
-    recent: RecentViews | None = None
+    recent: PerfWatch | None = None
 
     # -- workflows -----------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 handlers (:meth:`~HandlerHost.add_endpoint`, :meth:`~HandlerHost.add_consumer`,
 :meth:`~HandlerHost.add_listener`, :meth:`~HandlerHost.add_watch`): added before the
 actor runs, a handler waits to start with the others; added while it runs, it
-starts at once. Each kind becomes its runtime (:data:`Runtime`).
+starts at once. Each kind becomes its runtime (:data:`Runtime`). A running
+handler is stopped and forgotten with :meth:`~HandlerHost.remove_handler`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class HandlerHost:
     """Adds handlers to an actor and starts them (a base of :class:`~actors.runtime.Actor`)."""
 
     name: ClassVar[str]
+    grace: float
     runtime_clock: Clock
     _lifecycle: Literal["idle", "starting", "running", "stopping"]
     _runtimes: list[Runtime]
@@ -156,6 +158,31 @@ class HandlerHost:
             spec, handler, value_type or value_type_of(handler), on_caught_up=on_caught_up
         )
         return spec
+
+    async def remove_handler(
+        self, spec: HandlerOptions | WatchSpec, *, grace: float | None = None
+    ) -> bool:
+        """Stop the running handler added with ``spec`` and forget it.
+
+        It leaves ``$SRV.INFO`` and ``$SRV.STATS``; a watch's consumer is deleted,
+        a durable consumer stays on the server (it is topology), its in-flight
+        messages handed back like on shutdown.
+
+        Args:
+            spec: the spec its ``add_*`` call returned (compared by identity).
+            grace: seconds the message or entry in hand gets to finish
+                (default: :attr:`~actors.runtime.Actor.grace`).
+
+        Returns:
+            Whether a running handler had ``spec`` (``False``: never added,
+            already removed, not started yet, or the actor is stopping).
+        """
+        for runtime in self._runtimes:
+            if runtime.spec is spec:
+                self._runtimes.remove(runtime)
+                await runtime.stop(self.grace if grace is None else grace)
+                return True
+        return False
 
     async def _add(
         self,

@@ -83,14 +83,15 @@ async def _views(
     """Return the views of the last ``seconds`` (maybe read up to 5 s ago), and when read.
 
     From the gateway's live copy of the newest views once its watch has caught
-    up (no round trip), else from the status tracker.
+    up (no round trip), else from the status tracker; a read starts the watch
+    if it does not run.
     """
     cached = cache.views.get(seconds)
     if cached is not None and time.monotonic() - cached[0] < VIEWS_TTL_S:
         return cached[2], cached[3], cached[1]
-    recent = services.recent
-    if recent is not None and recent.ready:
-        views, truncated = recent.read(until - seconds, MAX_VIEWS)
+    live = await services.recent.live() if services.recent is not None else None
+    if live is not None:
+        views, truncated = live.read(until - seconds, MAX_VIEWS)
     else:
         views, truncated = await read_views(services, until - seconds, until, MAX_VIEWS)
     cache.views[seconds] = (time.monotonic(), until, views, truncated)

@@ -4,11 +4,11 @@ or read from the status tracker as time slices at once.
 Every range of the page ends now, so the newest :data:`~RecentViews.keep`
 views of any range are among the newest that many workflows overall.
 :class:`RecentViews` keeps exactly those, from a watch of the workflows bucket
-(the gateway actor runs it; each put or delete updates it as it arrives), so a
-load of the page reads nothing: not even the first one after the gateway
-starts, once the watch has caught up. Until then, or where no watch runs (the
-stdio MCP server's services, in-process tests), :func:`read_views` asks the
-status tracker.
+(the gateway runs it while the page is read, see
+:mod:`actors.gateway.dashboard.perfwatch`; each put or delete updates it as it
+arrives), so a load of the page reads nothing once the watch has caught up.
+Until then, or where no watch runs (the stdio MCP server's services,
+in-process tests), :func:`read_views` asks the status tracker.
 
 A range holds up to thousands of workflows, a list reply at most
 :data:`PAGE` of them (about 1 MB). Reading them one cursor page after the

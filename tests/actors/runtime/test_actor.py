@@ -453,6 +453,41 @@ async def test_a_watch_calls_on_caught_up_after_handling_every_initial_value(bus
     assert actor.at_caught_up == [["a", "b"]]
 
 
+async def _board_readers(bus: Bus) -> int:
+    """Consumers on the board bucket's stream that the server delivers to (a watch's
+    consumer left unbound is removed by the server later, and meanwhile gets nothing)."""
+    return sum(1 for c in await bus.js.consumers_info(f"KV_{BOARD.name}") if c.push_bound)
+
+
+async def test_a_watch_removed_while_running_loses_its_consumer_and_leaves_srv_info(
+    bus: Bus,
+) -> None:
+    """remove_handler stops a watch added at run time: the server delivers to its consumer no
+    more, INFO lists it no more, the other handlers go on, and removing it again says it is gone."""
+    board = await TypedBucket.bind(bus, BOARD, Job)
+    await board.put("a", Job(id="a"))
+    actor = CaughtUp()
+    async with actor.running(bus):
+        seen: list[str] = []
+
+        async def also(entry: Entry[Job | None]) -> None:
+            seen.append(entry.key)
+
+        spec = await actor.add_watch(BOARD, also, name="watch-also")
+        await eventually(lambda: _true(seen == ["a"] and actor.keys == ["a"]))
+        assert await _board_readers(bus) == 2
+
+        assert await actor.remove_handler(spec)
+        assert await _board_readers(bus) == 1
+        assert [r.spec.name for r in actor.handlers] == ["watch-test-board"]
+        (described,) = await _collect(bus, "$SRV.INFO.caught-up", 1)
+        assert [e["name"] for e in described["endpoints"]] == ["watch-test-board"]
+        await board.put("b", Job(id="b"))
+        await eventually(lambda: _true(actor.keys == ["a", "b"]))
+        assert not await actor.remove_handler(spec)
+    assert seen == ["a"]
+
+
 class DynamicWithEndpoint(Dynamic):
     """Every handler kind, all added with add_* in on_start."""
 

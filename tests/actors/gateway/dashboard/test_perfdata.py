@@ -121,21 +121,29 @@ async def test_a_watch_of_the_bucket_holds_what_the_tracker_lists(bus: Bus) -> N
 async def test_the_gateway_draws_the_performance_page_from_its_watch_without_the_tracker(
     bus: Bus,
 ) -> None:
-    """No status tracker runs: the page's figures still come from the bucket the gateway watches."""
+    """No status tracker runs: the first load of the page starts the gateway's watch of the
+    bucket (and says the tracker's views are not available); later loads draw from the watch."""
     await bus.ensure_stream(STATUS_EVENTS)
     now = time.time()
     gateway = Gateway(GatewayConfig(port=0))
     async with gateway.running(bus):
         assert gateway.services is not None
         services = gateway.services
+        assert services.recent is not None
+        recent = services.recent
         views = await TypedBucket.bind(bus, WORKFLOWS, WorkflowView)
         for i in range(7):
             await views.put(f"wf-{i:03d}", _view(i, now - 60 + i))
         await views.delete("wf-006")
+        assert not recent.watching
+
+        first = await ops.performance_page(services, "1h", ops.PerfCache())
+        assert "Workflow views not available" in first
+        assert recent.watching
 
         def watched() -> bool:
-            recent = services.recent
-            return recent is not None and recent.ready and len(recent) == 6
+            kept = recent.views
+            return kept is not None and kept.ready and len(kept) == 6
 
         await eventually(watched, what="the gateway's copy of the bucket")
         page = await ops.performance_page(services, "1h", ops.PerfCache())
