@@ -37,8 +37,9 @@ class TrackerConfig:
         max_deliver: deliveries of one event before it is dead-lettered.
         coalesce_s: seconds a workflow's write waits for more of its events
             (one write and one announcement for all); a terminal transition
-            is written at once, and sends a lingering write with it. 0 writes each event as it comes (still one write
-            for the events that arrive while the previous write is in flight).
+            is written at once, and sends a lingering write with it. 0 writes
+            each event as it comes (still one write for the events that arrive
+            while the previous write is in flight).
         durations_flush_s: seconds between two writes of the durations of
             successful runs (used for ETAs); a crash loses at most those.
     """
