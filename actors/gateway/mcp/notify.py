@@ -11,14 +11,15 @@ core-NATS subscription) and, for each view, sends
   for that URI, through their session.
 
 A view is announced after the tracker stored it, so a client reading the
-resource on notification reads the new state. While no client listens or
-subscribes, an update is dropped unread: :class:`ListenedBus` counts the listen
-streams, and decoding every view of every workflow for nobody would be the
-gateway's busiest work on the workflow path.
+resource on notification reads the new state. The subscription to the updates
+is held only while a client listens or subscribes (:class:`ListenedBus` counts
+the listen streams and reports each change): receiving every view of every
+workflow for nobody would be the gateway's busiest work on the workflow path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import weakref
@@ -63,11 +64,18 @@ class ListenedBus(InMemorySubscriptionBus):
     def __init__(self) -> None:
         super().__init__()
         self.listeners = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called after :attr:`listeners` changed."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         """Register ``listener``; return an idempotent unsubscribe callable."""
         unsubscribe = super().subscribe(listener)
         self.listeners += 1
+        self._changed()
         subscribed = True
 
         def once() -> None:
@@ -75,6 +83,7 @@ class ListenedBus(InMemorySubscriptionBus):
             if subscribed:
                 subscribed = False
                 self.listeners -= 1
+                self._changed()
             unsubscribe()
 
         return once
@@ -93,6 +102,9 @@ class Notifier:
         self._subscriptions = subscriptions
         self._legacy: dict[str, weakref.WeakSet[Connection]] = {}
         self._sub: Any = None
+        self._started = False
+        self._turn = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
@@ -111,23 +123,50 @@ class Notifier:
         """Whether any client listens or subscribes, so that updates are worth reading."""
         return self._subscriptions.listeners > 0 or bool(self._legacy)
 
+    @property
+    def reading(self) -> bool:
+        """Whether the updates subscription is held now."""
+        return self._sub is not None
+
     async def start(self) -> None:
-        """Start listening to workflow updates."""
-        if self._sub is None:
-            self._sub = await self._bus.nc.subscribe(UPDATES_SUBJECTS, cb=self._on_update)
+        """Follow workflow updates from now on, whenever a client listens or subscribes."""
+        self._started = True
+        self._subscriptions.on_change = self._changed
+        await self._follow()
 
     async def stop(self) -> None:
-        """Stop listening."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        """Stop following updates."""
+        self._started = False
+        self._subscriptions.on_change = None
+        for task in list(self._pending):
+            task.cancel()
+        await self._follow()
+
+    def _changed(self) -> None:
+        task = asyncio.ensure_future(self._follow())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _follow(self) -> None:
+        """Hold the updates subscription exactly while it is started and someone listens."""
+        async with self._turn:
+            wanted = self._started and self.listening
+            if wanted and self._sub is None:
+                try:
+                    self._sub = await self._bus.nc.subscribe(UPDATES_SUBJECTS, cb=self._on_update)
+                except Exception as exc:  # noqa: BLE001 - the bus is down: nothing to notify
+                    log.warning("cannot follow workflow updates: %s", exc)
+            elif not wanted and self._sub is not None:
+                sub, self._sub = self._sub, None
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         """Handle ``resources/subscribe``: remember the session for that URI."""
         self._legacy.setdefault(str(params.uri), weakref.WeakSet()).add(self._connection(ctx))
+        await self._follow()
         return types.EmptyResult()
 
     async def unsubscribe(
@@ -139,6 +178,7 @@ class Notifier:
             sessions.discard(self._connection(ctx))
             if not sessions:
                 self._legacy.pop(str(params.uri), None)
+        await self._follow()
         return types.EmptyResult()
 
     async def _on_update(self, msg: Msg) -> None:
@@ -166,3 +206,5 @@ class Notifier:
             base = f"troupe://workflows/{view.workflow_id}"
             for uri in (base, f"{base}/history", f"{base}/result"):
                 self._legacy.pop(uri, None)
+            if not self.listening:
+                self._changed()

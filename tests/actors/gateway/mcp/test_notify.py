@@ -30,13 +30,15 @@ async def test_the_listened_bus_counts_open_listen_streams() -> None:
 @pytest.mark.integration
 @pytest.mark.processes
 async def test_the_notifier_listens_only_while_a_client_does(operator_mcp: TroupeMcp) -> None:
-    """No listen stream: updates go unread; during ``subscriptions/listen`` they are read."""
+    """No listen stream: no subscription to the updates; during ``subscriptions/listen``, one."""
     notifier = operator_mcp.notifier
-    before = notifier.listening
+    before = (notifier.listening, notifier.reading)
     async with (
         Client(operator_mcp.server) as client,
         client.listen(resource_subscriptions=["troupe://workflows"]),
     ):
         during = notifier.listening
+        await eventually(lambda: notifier.reading, what="the updates to be followed")
     await eventually(lambda: not notifier.listening, what="the listen stream to close")
-    assert (before, during) == (False, True)
+    await eventually(lambda: not notifier.reading, what="the updates to be let go")
+    assert (before, during) == ((False, False), True)
