@@ -2,7 +2,8 @@
 
 Runners publish :class:`OutcomeReport` on :data:`REPORT_SUBJECT` (captured by
 the work-queue stream :data:`REPORTS_STREAM`, so nothing is lost while the
-supervisor is down). The breaker supervisor folds them into per-key breakers
+supervisor is down), several at once as one :class:`OutcomeReports` message
+(:data:`Outcomes` is either). The breaker supervisor folds them into per-key breakers
 and writes each :class:`BreakerStatus` to :data:`BREAKERS_BUCKET`, which every
 runner watches for a local, round-trip-free view.
 
@@ -18,6 +19,8 @@ the full breaker (window included) as a :class:`BreakerSnapshot` in
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Sequence
 from typing import Annotated, Literal, get_args
 
 import msgspec
@@ -31,6 +34,7 @@ __all__ = [
     "CONTROL_SUBJECT",
     "EVENTS_SUBJECTS",
     "LIST_SUBJECT",
+    "MAX_BATCH_REPORTS",
     "REPORTS_STREAM",
     "REPORT_SUBJECT",
     "SNAPSHOTS_BUCKET",
@@ -44,17 +48,23 @@ __all__ = [
     "Key",
     "ListBreakers",
     "OutcomeReport",
+    "OutcomeReports",
+    "Outcomes",
     "WindowEntry",
     "breaker_key_from_kv",
     "breaker_kv_key",
     "event_subject",
     "is_probe_kv_key",
+    "outcomes_message",
     "parse_probe_kv_key",
     "probe_kv_key",
 ]
 
 REPORT_SUBJECT = "troupe.breakers.report"
-"""Subject of :class:`OutcomeReport`."""
+"""Subject of :data:`Outcomes` (one :class:`OutcomeReport` or an :class:`OutcomeReports`)."""
+
+MAX_BATCH_REPORTS = 256
+"""Most reports one :class:`OutcomeReports` message carries."""
 
 REPORTS_STREAM = "TROUPE_BREAKER_REPORTS"
 """Work-queue stream capturing :data:`REPORT_SUBJECT`."""
@@ -142,6 +152,56 @@ class OutcomeReport(Message, frozen=True, tag="troupe.breakers.v1.outcome"):
     """Classification of a failure."""
     report_id: str = ""
     """Unique id (de-duplication of re-sent reports)."""
+
+
+class OutcomeReports(Message, frozen=True, tag="troupe.breakers.v1.outcomes"):
+    """Several outcome reports travelling as one stream message, in the order reported."""
+
+    reports: Annotated[
+        list[OutcomeReport], msgspec.Meta(min_length=1, max_length=MAX_BATCH_REPORTS)
+    ]
+    """The reports, oldest first."""
+
+    @property
+    def msg_id(self) -> str:
+        """De-duplication id of the message, derived from its reports' ids.
+
+        A re-sent batch of the same reports carries the same id, so the stream
+        stores it once.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        for report in self.reports:
+            encoded = report.report_id.encode()
+            digest.update(len(encoded).to_bytes(4, "big"))  # no two lists of ids read alike
+            digest.update(encoded)
+        return f"outcomes-{digest.hexdigest()}"
+
+
+Outcomes = OutcomeReport | OutcomeReports
+"""Anything published on :data:`REPORT_SUBJECT`."""
+
+
+def outcomes_message(reports: Sequence[OutcomeReport]) -> tuple[Outcomes, str]:
+    """The message carrying ``reports`` and its de-duplication id.
+
+    One report travels as itself, under its ``report_id`` (what a reporter
+    that never batches sends); several travel as one :class:`OutcomeReports`.
+
+    Args:
+        reports: one to :data:`MAX_BATCH_REPORTS` reports, oldest first.
+
+    Returns:
+        The message and its ``Nats-Msg-Id``.
+
+    Raises:
+        ValueError: no reports, or more than :data:`MAX_BATCH_REPORTS`.
+    """
+    if not 1 <= len(reports) <= MAX_BATCH_REPORTS:
+        raise ValueError(f"{len(reports)} reports; one message carries 1 to {MAX_BATCH_REPORTS}")
+    if len(reports) == 1:
+        return reports[0], reports[0].report_id
+    batch = OutcomeReports(reports=list(reports))
+    return batch, batch.msg_id
 
 
 class BreakerStatus(Message, frozen=True, tag="troupe.breakers.v1.status"):

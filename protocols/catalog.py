@@ -100,6 +100,7 @@ CATALOG: tuple[Route, ...] = (
     *_request(status.GetWorkflow, status.GET_SUBJECT, reply=status.WorkflowView),
     *_request(status.ListWorkflows, status.LIST_SUBJECT, reply=status.WorkflowList),
     _stream(breakers.OutcomeReport, breakers.REPORT_SUBJECT, stream=breakers.REPORTS_STREAM),
+    _stream(breakers.OutcomeReports, breakers.REPORT_SUBJECT, stream=breakers.REPORTS_STREAM),
     _kv(
         breakers.BreakerStatus,
         breakers.BREAKERS_BUCKET,

@@ -1,9 +1,11 @@
 """The breaker supervisor actor: owns every breaker, publishes their state.
 
-* consumes :class:`~protocols.breakers.OutcomeReport` from the reports stream
-  (durable ``breaker-supervisor``), folds each into its key's breaker, writes
-  the snapshot to KV and only then acknowledges - so a crash loses nothing,
-  and a redelivered report is recognised by its stream sequence;
+* consumes :data:`~protocols.breakers.Outcomes` from the reports stream
+  (durable ``breaker-supervisor``): one report, or a runner's batch of them;
+  folds each report into its key's breaker, writes the snapshots to KV and
+  only then acknowledges the message - so a crash loses nothing, and a
+  redelivered message is recognised by its stream sequence (remembered per
+  key, once for all the key's reports in it);
 * gathers the reports of one key that arrive within
   :attr:`~actors.breaker_supervisor.config.SupervisorConfig.snapshot_batch_s`
   into ONE snapshot write (a group commit): all of them are acknowledged after
@@ -43,7 +45,7 @@ from opentelemetry.metrics import MeterProvider
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.metrics import BreakerMetrics
 from actors.breaker_supervisor.scopes import check_key
-from actors.breaker_supervisor.state import Breaker, Transition, status_change
+from actors.breaker_supervisor.state import Breaker, Transition, by_key, status_change
 from actors.breaker_supervisor.store import BreakerStore
 from actors.runtime.actor import Actor
 from actors.runtime.clock import Clock, system_clock, wait_tasks
@@ -59,6 +61,8 @@ from protocols.breakers import (
     BreakerTransitionEvent,
     ListBreakers,
     OutcomeReport,
+    OutcomeReports,
+    Outcomes,
     event_subject,
 )
 from protocols.headers import EVENT_ENCODING
@@ -122,7 +126,7 @@ class BreakerSupervisor(Actor):
         self._published: dict[str, BreakerStatus] = {}  # what the status bucket holds
         self._stale: dict[str, float] = {}  # key -> runtime monotonic time of its refresh
         self._batches: dict[str, _Batch] = {}  # key -> reports waiting for their snapshot
-        self._gathered = 0  # reports in all batches
+        self._parked = 0  # messages waiting for their batches to be stored
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._store: BreakerStore | None = None
@@ -175,40 +179,85 @@ class BreakerSupervisor(Actor):
             "max_deliver": self.config.max_deliver,
         },
     )
-    async def apply(self, report: OutcomeReport, ctx: MessageContext) -> None:
-        """Fold one outcome report into its breaker; ack once it is stored.
+    async def apply(self, message: Outcomes, ctx: MessageContext) -> None:
+        """Fold one report, or every report of a batch, into their breakers; ack once stored.
 
-        A report that changes the state is stored at once; any other joins its
+        The reports of one key in the message are folded together. If they
+        change the state they are stored at once; otherwise they join the
         key's batch, stored by one write when the batch is full or
-        ``snapshot_batch_s`` after it began.
+        ``snapshot_batch_s`` after it began. The message is acknowledged once
+        every snapshot holding its reports is stored.
 
         Raises:
-            Unavailable: the snapshot holding the report was not stored (the
-                report is redelivered and recognised by its sequence).
+            Unavailable: a snapshot holding its reports was not stored (the
+                message is redelivered; each key recognises it by its sequence).
         """
-        async with self._lock(report.key):
-            breaker = self._breaker(report.key)
+        reports = message.reports if isinstance(message, OutcomeReports) else [message]
+        errors: list[str] = []
+        joined: list[_Batch] = []
+        leading: list[tuple[str, _Batch]] = []
+        for key, group in by_key(reports).items():
+            try:
+                batch, leads = await self._fold(key, group, ctx.sequence)
+            except Unavailable as exc:  # they changed the state and were not stored
+                errors.append(exc.message)
+                continue
+            if batch is not None:
+                joined.append(batch)
+                if leads:
+                    leading.append((key, batch))
+        if joined:
+            self._parked += 1
+            if self._parked >= self.config.concurrency:
+                # The consumer delivers nothing more until one of these is acknowledged.
+                for waiting in self._batches.values():
+                    waiting.full.set()
+            try:
+                await asyncio.gather(*(self._store_batch(k, b) for k, b in leading))
+                for batch in joined:
+                    error = await asyncio.shield(batch.stored)
+                    if error is not None:
+                        errors.append(error)
+            finally:
+                self._parked -= 1
+        if errors:
+            raise Unavailable(errors[0])
+
+    async def _fold(
+        self, key: str, reports: list[OutcomeReport], seq: int
+    ) -> tuple[_Batch | None, bool]:
+        """Fold the reports of ``key`` carried by stream message ``seq``.
+
+        Returns:
+            The batch they joined (``None`` when they were stored at once) and
+            whether this message started it (and so stores it).
+
+        Raises:
+            Unavailable: they changed the state and were not stored.
+        """
+        async with self._lock(key):
+            breaker = self._breaker(key)
             now = self.clock.time()
-            before = breaker.ignored
-            transitions = breaker.record(
-                ok=report.ok,
-                duration=report.duration_s,
-                error_class=report.error_class,
-                at=report.at,
-                now=now,
-                seq=ctx.sequence,
-            )
-            self._count(breaker, report, ignored=breaker.ignored > before)
+            transitions = breaker.advance(now)
+            if breaker.claim(seq, len(reports)):
+                for report in reports:
+                    before = breaker.ignored
+                    transitions += breaker.record(
+                        ok=report.ok,
+                        duration=report.duration_s,
+                        error_class=report.error_class,
+                        at=report.at,
+                        now=now,
+                    )
+                    self._count(breaker, report, ignored=breaker.ignored > before)
+            else:  # redelivered: already folded in (and stored, or being retried)
+                for report in reports:
+                    self._count(breaker, report, ignored=True)
             if transitions or self.config.snapshot_batch_s == 0:
                 await self._commit(breaker, transitions, now)
-                return
-            self._current[report.key] = breaker.status(now)
-            batch, leads = self._join(report.key)
-        if leads:
-            await self._store_batch(report.key, batch)
-        error = await asyncio.shield(batch.stored)
-        if error is not None:
-            raise Unavailable(error)
+                return None, False
+            self._current[key] = breaker.status(now)
+            return self._join(key, len(reports))
 
     @endpoint(LIST_SUBJECT, name="list")
     async def list_breakers(self, request: ListBreakers, ctx: RequestContext) -> BreakerList:
@@ -271,23 +320,20 @@ class BreakerSupervisor(Actor):
             report.key, outcome=outcome, slow=report.duration_s > cfg.slow_call_duration
         )
 
-    def _join(self, key: str) -> tuple[_Batch, bool]:
-        """Add a report to ``key``'s batch; return the batch and whether it is new.
+    def _join(self, key: str, reports: int) -> tuple[_Batch, bool]:
+        """Add ``reports`` reports to ``key``'s batch; return the batch and whether it is new.
 
         A batch is full at ``snapshot_batch_max`` reports; all are full once
-        ``concurrency`` reports wait, since the consumer delivers no more then.
+        ``concurrency`` messages wait (see :meth:`apply`), since the consumer
+        delivers no more then.
         """
         batch = self._batches.get(key)
         leads = batch is None
         if batch is None:
             batch = self._batches[key] = _Batch(asyncio.get_running_loop().create_future())
-        batch.size += 1
-        self._gathered += 1
+        batch.size += reports
         if batch.size >= self.config.snapshot_batch_max:
             batch.full.set()
-        if self._gathered >= self.config.concurrency:
-            for waiting in self._batches.values():
-                waiting.full.set()
         return batch, leads
 
     async def _store_batch(self, key: str, batch: _Batch) -> None:
@@ -320,7 +366,6 @@ class BreakerSupervisor(Actor):
         if pending is None or (batch is not None and pending is not batch):
             return
         del self._batches[key]
-        self._gathered -= pending.size
         pending.stored.set_result(error)
         pending.full.set()  # its leader stops waiting
 

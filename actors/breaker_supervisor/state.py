@@ -21,6 +21,10 @@ half-open outcomes that finished before the half-open period began.
 Each outcome is timestamped ``max(min(at, now), previous)``, so time windows
 stay ordered even when runners report late or out of order.
 
+:func:`by_key` splits a message's reports per breaker: the reports of one
+key in one stream message are remembered under the message's sequence once
+(:meth:`Breaker.claim`), so a redelivered message is dropped as a whole.
+
 :func:`status_change` tells what a new status changes for its readers: what
 runners act on (state, times, permits, probe epoch), which is published at
 once, or only the window counters, which may be published later.
@@ -29,14 +33,21 @@ once, or only the window counters, which may be published later.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from actors.breaker_supervisor.config import BreakerConfig
-from protocols.breakers import BreakerSnapshot, BreakerState, BreakerStatus, WindowEntry
+from protocols.breakers import (
+    BreakerSnapshot,
+    BreakerState,
+    BreakerStatus,
+    OutcomeReport,
+    WindowEntry,
+)
 from protocols.errors import ErrorClass
 
-__all__ = ["COUNTERS", "Breaker", "StatusChange", "Transition", "status_change"]
+__all__ = ["COUNTERS", "Breaker", "StatusChange", "Transition", "by_key", "status_change"]
 
 StatusChange = Literal["none", "counters", "acted_on"]
 """What a new status changes: nothing, only the window counters, or what runners act on."""
@@ -67,6 +78,18 @@ def status_change(published: BreakerStatus | None, current: BreakerStatus) -> St
         if name not in COUNTERS and getattr(published, name) != getattr(current, name):
             return "acted_on"
     return "counters"
+
+
+def by_key(reports: Iterable[OutcomeReport]) -> dict[str, list[OutcomeReport]]:
+    """Group the reports of one message by breaker key.
+
+    Returns:
+        Each key's reports in their original order; keys in order of first appearance.
+    """
+    groups: dict[str, list[OutcomeReport]] = {}
+    for report in reports:
+        groups.setdefault(report.key, []).append(report)
+    return groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,20 +161,15 @@ class Breaker:
             error_class: classification of a failure.
             at: when it finished (Unix time, the reporter's clock).
             now: the supervisor's current time.
-            seq: stream sequence of the report; a sequence seen before is dropped.
+            seq: stream sequence of the report; a sequence seen before is dropped
+                (see :meth:`claim`).
 
         Returns:
             The transitions it caused, time-driven ones first.
         """
         transitions = self.advance(now)
-        if seq is not None:
-            if seq in self._applied_set:
-                self.ignored += 1
-                return transitions
-            if len(self._applied) == self._applied.maxlen:
-                self._applied_set.discard(self._applied[0])
-            self._applied.append(seq)
-            self._applied_set.add(seq)
+        if seq is not None and not self.claim(seq):
+            return transitions
         cfg = self.config
         if not ok and error_class in cfg.ignore_classes:
             self.ignored += 1
@@ -185,6 +203,30 @@ class Breaker:
         else:
             self.ignored += 1
         return transitions
+
+    def claim(self, seq: int, outcomes: int = 1) -> bool:
+        """Remember the stream message ``seq`` carrying ``outcomes`` of this key.
+
+        The outcomes of one message are folded together (they are stored by one
+        snapshot), so the message is remembered once for all of them; record
+        them with ``seq=None`` after a successful claim.
+
+        Args:
+            seq: stream sequence of the message.
+            outcomes: how many of its outcomes belong to this breaker.
+
+        Returns:
+            Whether ``seq`` is new; ``False`` for a redelivery, whose outcomes
+            are then counted as ignored.
+        """
+        if seq in self._applied_set:
+            self.ignored += outcomes
+            return False
+        if len(self._applied) == self._applied.maxlen:
+            self._applied_set.discard(self._applied[0])
+        self._applied.append(seq)
+        self._applied_set.add(seq)
+        return True
 
     def _verdict(self, failed: int, slow: int, calls: int) -> str:
         cfg = self.config

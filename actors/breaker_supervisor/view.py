@@ -30,7 +30,8 @@ Half-open probes, without asking the supervisor:
 
 :class:`OutcomeReporter` queues :class:`~protocols.breakers.OutcomeReport`
 messages and publishes them to the reports stream from a background task,
-retrying while NATS is unreachable, so reporting never blocks a step.
+retrying while NATS is unreachable, so reporting never blocks a step; reports
+queued together (within an optional short linger) travel as one message.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from actors.runtime.kv import Entry, TypedBucket
 from actors.runtime.watch import BucketWatch
 from actors.topology import BREAKER_REPORTS, BREAKERS
 from protocols.breakers import (
+    MAX_BATCH_REPORTS,
     REPORT_SUBJECT,
     BreakerState,
     BreakerStatus,
@@ -58,6 +60,7 @@ from protocols.breakers import (
     breaker_key_from_kv,
     breaker_kv_key,
     is_probe_kv_key,
+    outcomes_message,
     parse_probe_kv_key,
     probe_kv_key,
 )
@@ -267,11 +270,28 @@ class BreakerView:
 class OutcomeReporter:
     """Publishes outcome reports in the background, so reporting never blocks work.
 
+    Reports queued together travel as one stream message (one durable write):
+    when a report arrives, the publishing task takes everything queued, up to
+    ``batch_max`` reports, and lingers at most ``batch_s`` seconds for more
+    before it sends them (:func:`~protocols.breakers.outcomes_message`). A
+    message that was not stored is re-sent as it was, under the same
+    de-duplication id, until the stream takes it.
+
     Args:
         bus: connected bus.
         clock: domain time source of ``at``.
         max_pending: reports queued before :meth:`report` drops the oldest.
-        runtime_clock: clock of the real-time waits (publish retries, flushing).
+        batch_max: most reports per message, 1 to
+            :data:`~protocols.breakers.MAX_BATCH_REPORTS`; ``1`` sends each
+            report as a plain :class:`~protocols.breakers.OutcomeReport` (what
+            a supervisor older than batches reads).
+        batch_s: seconds a message waits for more reports (the runtime clock);
+            ``0`` sends what is queued at once. A process killed meanwhile
+            loses the reports it held, as it loses any still queued.
+        runtime_clock: clock of the real-time waits (publish retries, lingering, flushing).
+
+    Raises:
+        ValueError: ``batch_max`` or ``batch_s`` is out of range.
     """
 
     def __init__(
@@ -280,15 +300,27 @@ class OutcomeReporter:
         clock: Clock = system_clock,
         *,
         max_pending: int = 10_000,
+        batch_max: int = 1,
+        batch_s: float = 0.0,
         runtime_clock: Clock = system_clock,
     ) -> None:
+        if not 1 <= batch_max <= MAX_BATCH_REPORTS:
+            raise ValueError(f"batch_max must be between 1 and {MAX_BATCH_REPORTS}")
+        if batch_s < 0:
+            raise ValueError("batch_s must not be negative")
         self._bus = bus
         self._clock = clock
         self._runtime_clock = runtime_clock
+        self._batch_max = batch_max
+        self._batch_s = batch_s
         self._queue: asyncio.Queue[OutcomeReport] = asyncio.Queue(max_pending)
+        self._arrived = asyncio.Event()  # a report was queued, or a flush began
+        self._flushing = 0  # flush() calls waiting: no lingering meanwhile
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
         """Reports the stream acknowledged."""
+        self.messages = 0
+        """Stream messages those reports travelled in."""
         self.dropped = 0
         """Reports dropped because the queue was full."""
 
@@ -338,34 +370,65 @@ class OutcomeReporter:
             self._queue.task_done()
             self.dropped += 1
         self._queue.put_nowait(message)
+        self._arrived.set()
         return message
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until every queued report is acknowledged by the stream.
 
+        A message lingering for more reports is sent at once.
+
         Raises:
             TimeoutError: reports were still queued after ``timeout`` seconds
                 of the runtime clock.
         """
+        self._flushing += 1
+        self._arrived.set()
         joined = asyncio.ensure_future(self._queue.join())
         try:
             late = await wait_tasks({joined}, timeout, self._runtime_clock)
         finally:
             joined.cancel()
+            self._flushing -= 1
         if late:
             raise TimeoutError(f"{self._queue.qsize()} outcome reports not stored in {timeout}s")
 
     async def _drain(self) -> None:
         while True:
-            message = await self._queue.get()
+            reports = await self._gather()
+            message, msg_id = outcomes_message(reports)
             delay = 0.05
             while True:
                 try:
-                    await self._bus.send(REPORT_SUBJECT, message, msg_id=message.report_id)
+                    await self._bus.send(REPORT_SUBJECT, message, msg_id=msg_id)
                     break
                 except (RequestError, nats.errors.Error, OSError) as exc:
-                    log.warning("outcome report for %s not stored (%s); retrying", message.key, exc)
+                    log.warning(
+                        "%d outcome reports (first for %s) not stored (%s); retrying",
+                        len(reports),
+                        reports[0].key,
+                        exc,
+                    )
                     await self._runtime_clock.sleep(delay)
                     delay = min(delay * 2, 2.0)
-            self.sent += 1
-            self._queue.task_done()
+            self.sent += len(reports)
+            self.messages += 1
+            for _ in reports:
+                self._queue.task_done()
+
+    async def _gather(self) -> list[OutcomeReport]:
+        """Wait for a report, then take what is queued, lingering up to ``batch_s`` for more."""
+        reports = [await self._queue.get()]
+        deadline = self._runtime_clock.monotonic() + self._batch_s
+        while True:
+            while len(reports) < self._batch_max and not self._queue.empty():
+                reports.append(self._queue.get_nowait())
+            left = deadline - self._runtime_clock.monotonic()
+            if len(reports) >= self._batch_max or left <= 0 or self._flushing:
+                return reports
+            self._arrived.clear()
+            waiter = asyncio.ensure_future(self._arrived.wait())
+            try:
+                await wait_tasks({waiter}, left, self._runtime_clock)
+            finally:
+                waiter.cancel()

@@ -174,7 +174,13 @@ class PipelineRunner(Actor):
         await self.add_watch(FLAGS, self.flags.on_entry, value_type=Flag, name="watch-flags")
         self._view = BreakerView(bus, self.clock, owner=f"pipeline-runner-{id(self):x}")
         await self._view.start()
-        self._reporter = OutcomeReporter(bus, self.clock)
+        self._reporter = OutcomeReporter(
+            bus,
+            self.clock,
+            batch_max=cfg.report_batch_max,
+            batch_s=cfg.report_batch_s,
+            runtime_clock=self.runtime_clock,
+        )
         await self._reporter.start()
         self._ctx = RunContext(
             config=cfg,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.runtime.errors import ConfigError
+from protocols.breakers import MAX_BATCH_REPORTS
 
 __all__ = ["Limits", "RunnerConfig"]
 
@@ -67,6 +68,15 @@ class RunnerConfig:
         lease_ttl: whole seconds a run or step lease outlives its runner
             (``TROUPE_RUNNER_LEASE_TTL``): how soon a run whose runner died
             resumes elsewhere.
+        report_batch_max: breaker outcome reports sent as one stream message
+            (``TROUPE_RUNNER_REPORT_BATCH_MAX``, at most 256); ``1`` sends each
+            report on its own, the format a breaker supervisor older than
+            batches reads.
+        report_batch_s: seconds a message of outcome reports waits for more
+            (``TROUPE_RUNNER_REPORT_BATCH_S``, at most 1; ``0`` sends what is
+            queued at once): fewer stream writes, reports reach the breakers
+            that much later, and a runner killed meanwhile loses them as it
+            loses any report still queued.
     """
 
     workspace_root: Path = field(default_factory=_default_root)
@@ -86,6 +96,8 @@ class RunnerConfig:
     engine_probe_ttl: float = 30.0
     step_user: str = "nobody"
     lease_ttl: float = 10.0
+    report_batch_max: int = MAX_BATCH_REPORTS
+    report_batch_s: float = 0.05
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -106,6 +118,10 @@ class RunnerConfig:
         for name in ("kill_grace", "default_step_timeout", "cache_ttl", "engine_probe_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, "must not be negative")
+        if not 1 <= self.report_batch_max <= MAX_BATCH_REPORTS:
+            raise ConfigError("report_batch_max", f"must be between 1 and {MAX_BATCH_REPORTS}")
+        if not 0 <= self.report_batch_s <= 1:
+            raise ConfigError("report_batch_s", "must be between 0 and 1 second")
         if self.backend not in ("auto", "local", "dagger"):
             raise ConfigError("backend", f"{self.backend!r} is not one of auto, local, dagger")
 
@@ -119,7 +135,8 @@ class RunnerConfig:
         ``TROUPE_RUNNER_OUTPUT_CAP``, ``TROUPE_RUNNER_BACKEND``,
         ``TROUPE_RUNNER_MEMORY_LIMIT``, ``TROUPE_RUNNER_CPU_LIMIT``,
         ``TROUPE_RUNNER_CACHE_TTL``, ``TROUPE_RUNNER_KEEP_WORKSPACES``,
-        ``TROUPE_STEP_USER``, ``TROUPE_RUNNER_LEASE_TTL``.
+        ``TROUPE_STEP_USER``, ``TROUPE_RUNNER_LEASE_TTL``,
+        ``TROUPE_RUNNER_REPORT_BATCH_MAX``, ``TROUPE_RUNNER_REPORT_BATCH_S``.
 
         Raises:
             ConfigError: a variable holds an invalid value (named in the message).
@@ -149,6 +166,8 @@ class RunnerConfig:
             keep_workspaces=env.get("TROUPE_RUNNER_KEEP_WORKSPACES", "") in ("1", "true"),
             step_user=env.get("TROUPE_STEP_USER", base.step_user).strip(),
             lease_ttl=number("TROUPE_RUNNER_LEASE_TTL", base.lease_ttl),
+            report_batch_max=int(number("TROUPE_RUNNER_REPORT_BATCH_MAX", base.report_batch_max)),
+            report_batch_s=number("TROUPE_RUNNER_REPORT_BATCH_S", base.report_batch_s),
             limits=Limits(
                 memory_bytes=int(number("TROUPE_RUNNER_MEMORY_LIMIT", 0)),
                 cpu_seconds=int(number("TROUPE_RUNNER_CPU_LIMIT", 0)),

@@ -93,3 +93,58 @@ def test_outcome_report_rejects_negative_durations_and_empty_keys() -> None:
             continue
         raise AssertionError(f"accepted {bad}")
     assert b.CONTROL_ACTIONS == ("force_open", "disable", "reset")
+
+
+_report_ids = st.lists(
+    st.text(min_size=1, max_size=12), min_size=1, max_size=b.MAX_BATCH_REPORTS, unique=True
+)
+
+
+def _report(report_id: str, key: str = "image:a") -> b.OutcomeReport:
+    return b.OutcomeReport(key=key, ok=True, duration_s=0.1, at=1.0, report_id=report_id)
+
+
+@given(_report_ids)
+def test_outcomes_message_carries_every_report_in_order_under_an_id_of_its_reports(
+    ids: list[str],
+) -> None:
+    """One report travels as itself under its id; several as one batch whose id they decide."""
+    reports = [_report(i) for i in ids]
+    message, msg_id = b.outcomes_message(reports)
+    if len(reports) == 1:
+        assert (message, msg_id) == (reports[0], ids[0])
+    else:
+        assert isinstance(message, b.OutcomeReports)
+        assert message.reports == reports
+        assert msg_id == b.outcomes_message([_report(i) for i in ids])[1]  # a re-send: same id
+        assert msg_id not in ids
+    for codec in (msgspec.msgpack, msgspec.json):
+        assert codec.decode(codec.encode(message), type=b.Outcomes) == message
+
+
+@given(_report_ids, _report_ids)
+def test_batches_of_different_reports_get_different_ids(
+    first: list[str], second: list[str]
+) -> None:
+    """Two batches share a de-duplication id only when they hold the same reports in order."""
+    one = b.outcomes_message([_report(i) for i in first])[1]
+    other = b.outcomes_message([_report(i) for i in second])[1]
+    assert (one == other) == (first == second)
+
+
+def test_outcomes_message_refuses_no_reports_and_more_than_a_batch_holds() -> None:
+    """A message carries 1 to MAX_BATCH_REPORTS reports; the decoder enforces the same bounds."""
+    with pytest.raises(ValueError, match="1 to 256"):
+        b.outcomes_message([])
+    too_many = [_report(str(i)) for i in range(b.MAX_BATCH_REPORTS + 1)]
+    with pytest.raises(ValueError, match="257 reports"):
+        b.outcomes_message(too_many)
+    for reports in ([], too_many):
+        raw = msgspec.msgpack.encode(
+            {
+                "type": "troupe.breakers.v1.outcomes",
+                "reports": [msgspec.to_builtins(r) for r in reports],
+            }
+        )
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.msgpack.decode(raw, type=b.Outcomes)

@@ -184,7 +184,13 @@ def test_schema_requires_type_only_where_several_messages_share_a_subject() -> N
     for entry in schema_document()["messages"]:
         assert ("type" in _required(entry)) == entry["type_required"], entry["name"]
     shared = {e["name"] for e in schema_document()["messages"] if e["type_required"]}
-    assert shared == {"WorkflowTransition", "StepTransition", "StepProgress"}
+    assert shared == {
+        "WorkflowTransition",
+        "StepTransition",
+        "StepProgress",
+        "OutcomeReport",
+        "OutcomeReports",
+    }
 
 
 def test_nested_messages_never_require_type() -> None:

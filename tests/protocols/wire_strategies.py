@@ -65,7 +65,12 @@ def _strategy(t: mi.Type, depth: int) -> st.SearchStrategy[Any]:
     if isinstance(t, mi.UnionType):
         return st.one_of(*(_strategy(x, depth) for x in t.types))
     if isinstance(t, mi.ListType):
-        return st.lists(_strategy(t.item_type, depth + 1), max_size=0 if depth > 2 else 3)
+        least = t.min_length or 0
+        return st.lists(
+            _strategy(t.item_type, depth + 1),
+            min_size=least,
+            max_size=max(least, 0 if depth > 2 else 3),
+        )
     if isinstance(t, mi.DictType):
         return st.dictionaries(
             _strategy(t.key_type, depth + 1), _strategy(t.value_type, depth + 1), max_size=3

@@ -22,18 +22,22 @@ from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
 from actors.runtime.actor import Actor
 from actors.runtime.bus import Bus
 from actors.runtime.codec import Codec
-from actors.runtime.errors import BadRequest, NotFound
+from actors.runtime.errors import BadRequest, NotFound, RetryLater
+from actors.runtime.handlers import MessageContext
 from actors.runtime.testing import ManualClock, eventually
 from actors.topology import BREAKER_REPORTS, BREAKER_SNAPSHOTS
 from protocols.breakers import (
     CONTROL_SUBJECT,
     EVENTS_SUBJECTS,
     LIST_SUBJECT,
+    REPORT_SUBJECT,
     BreakerControl,
     BreakerList,
     BreakerState,
     BreakerTransitionEvent,
     ListBreakers,
+    OutcomeReport,
+    Outcomes,
     breaker_kv_key,
 )
 from protocols.headers import EVENT_ENCODING
@@ -451,3 +455,114 @@ async def test_a_failed_snapshot_write_acknowledges_none_of_the_batch_and_counts
         snapshot = await actor._store.snapshots.get(breaker_kv_key("image:lost"))  # type: ignore[union-attr]
         assert snapshot is not None
         assert len(snapshot.value.window) == 3
+
+
+WIDE = replace(FAST, window_size=100, minimum_calls=100)
+"""Never judges within these tests, so a breaker's ``calls`` counts every report."""
+
+
+async def _calls(bus: Bus, prefix: str) -> dict[str, int]:
+    return {s.key: s.calls for s in (await list_breakers(bus, prefix)).items}
+
+
+async def test_a_batch_of_reports_is_one_stream_message_and_every_report_counts(
+    bus: Bus, clock: ManualClock
+) -> None:
+    """Thirty reports for three keys from one runner: one stream write, thirty calls counted."""
+    config = SupervisorConfig(default=WIDE, prefixes={})
+    async with (
+        BreakerSupervisor(clock=clock, config=config).running(bus) as actor,
+        OutcomeReporter(bus, clock, batch_max=256) as reporter,
+    ):
+        reports = await _last_seq(bus, BREAKER_REPORTS.name)
+        snapshots = await _last_seq(bus, SNAPSHOTS)
+        for i in range(30):
+            reporter.report(f"image:{i % 3}", ok=i % 5 != 0, duration_s=0.1, error_class="timeout")
+        await reporter.flush()
+        assert await _last_seq(bus, BREAKER_REPORTS.name) == reports + 1
+        await eventually(lambda: _all_acked(bus), timeout=30.0)
+        assert actor.metrics.reports == 30
+        assert await _calls(bus, "image:") == {"image:0": 10, "image:1": 10, "image:2": 10}
+        # The message's reports of one key share that key's snapshot write.
+        assert await _last_seq(bus, SNAPSHOTS) == snapshots + 3
+        stored = await actor._store.snapshots.get(breaker_kv_key("image:0"))  # type: ignore[union-attr]
+        assert stored is not None
+        assert [e.failed for e in stored.value.window] == [i % 5 == 0 for i in range(0, 30, 3)]
+
+
+class _AckLost(BreakerSupervisor):
+    """Stores every message's reports, then hands the message back: as if its ack were lost."""
+
+    async def apply(self, message: Outcomes, ctx: MessageContext) -> None:
+        await super().apply(message, ctx)
+        raise RetryLater(0.5, "acknowledgement lost")
+
+
+async def test_a_redelivered_batch_counts_nothing_twice_before_or_after_a_restart(
+    bus: Bus, clock: ManualClock
+) -> None:
+    """Delivered again and again, then to a restarted supervisor: each report counts once."""
+    config = SupervisorConfig(default=WIDE, prefixes={}, max_deliver=1_000)
+    async with OutcomeReporter(bus, clock, batch_max=256) as reporter:
+        for i in range(6):
+            reporter.report(f"image:{i % 2}", ok=True, duration_s=0.1)
+        await reporter.flush()
+    async with _AckLost(clock=clock, config=config).running(bus) as first:
+        await eventually(lambda: first.metrics.reports >= 18, timeout=60.0)  # three deliveries
+        assert first.metrics.ignored >= 12
+        assert await _calls(bus, "image:") == {"image:0": 3, "image:1": 3}
+    async with BreakerSupervisor(clock=clock, config=config).running(bus) as second:
+        await eventually(lambda: _all_acked(bus), timeout=30.0)
+        # The restored snapshots remember the message: every report of it is ignored.
+        assert (second.metrics.reports, second.metrics.ignored) == (6, 6)
+        assert await _calls(bus, "image:") == {"image:0": 3, "image:1": 3}
+
+
+async def test_single_reports_of_a_runner_that_does_not_batch_still_count(
+    bus: Bus, clock: ManualClock, reporter: OutcomeReporter
+) -> None:
+    """Plain OutcomeReport messages (older runners, batch_max 1) and batches count alike."""
+    config = SupervisorConfig(default=WIDE, prefixes={})
+    async with (
+        BreakerSupervisor(clock=clock, config=config).running(bus) as actor,
+        OutcomeReporter(bus, clock, batch_max=256) as batching,
+    ):
+        reports = await _last_seq(bus, BREAKER_REPORTS.name)
+        old = OutcomeReport(key="image:mixed", ok=False, duration_s=0.1, at=clock.time())
+        await bus.send(REPORT_SUBJECT, old)  # no report_id, as another reporter may send it
+        await fail_n(reporter, "image:mixed", 2, ok=True)  # the fixture's: one message each
+        for _ in range(3):
+            batching.report("image:mixed", ok=True, duration_s=0.1)
+        await batching.flush()
+        assert await _last_seq(bus, BREAKER_REPORTS.name) == reports + 4
+        await eventually(lambda: _all_acked(bus), timeout=30.0)
+        assert actor.metrics.reports == 6
+        listed = await list_breakers(bus, "image:mixed")
+        assert [(s.calls, s.failure_rate) for s in listed.items] == [(6, 1 / 6)]
+
+
+async def test_a_failed_snapshot_write_acknowledges_none_of_a_batch_and_counts_each_report_once(
+    bus: Bus, clock: ManualClock
+) -> None:
+    """A batch over two keys whose snapshots fail is not acked; once stored, each counts once."""
+    config = SupervisorConfig(default=FAST, prefixes={}, snapshot_batch_s=0.2)
+    async with (
+        BreakerSupervisor(clock=clock, config=config).running(bus) as actor,
+        OutcomeReporter(bus, clock, batch_max=256) as reporter,
+    ):
+        await fail_n(reporter, "image:lost", 1, ok=True)
+        await eventually(lambda: _all_acked(bus))
+        await bus.js.delete_stream(SNAPSHOTS)
+        for key in ("image:lost", "image:other", "image:lost"):
+            reporter.report(key, ok=True, duration_s=0.1)
+        await reporter.flush()
+        await eventually(lambda: actor.metrics.reports >= 7)  # folded, failed, redelivered
+        info = await bus.js.consumer_info(BREAKER_REPORTS.name, DURABLE)
+        assert info.num_ack_pending + info.num_pending == 1
+        await bus.key_value(BREAKER_SNAPSHOTS)
+        await eventually(lambda: _all_acked(bus))
+        assert await _calls(bus, "image:") == {"image:lost": 3, "image:other": 1}
+        for key, calls in (("image:lost", 3), ("image:other", 1)):
+            snapshot = await actor._store.snapshots.get(breaker_kv_key(key))  # type: ignore[union-attr]
+            assert snapshot is not None
+            assert len(snapshot.value.window) == calls

@@ -9,8 +9,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from actors.breaker_supervisor.config import BreakerConfig
-from actors.breaker_supervisor.state import COUNTERS, Breaker, status_change
-from protocols.breakers import BreakerState
+from actors.breaker_supervisor.state import COUNTERS, Breaker, by_key, status_change
+from protocols.breakers import BreakerState, OutcomeReport
 from protocols.errors import ERROR_CLASSES, ErrorClass
 
 T0 = 1_000.0
@@ -457,3 +457,95 @@ def test_status_change_tells_what_runners_act_on_from_mere_counters() -> None:
         ), name
     for name in COUNTERS:
         assert status_change(opened, msgspec.structs.replace(opened, **{name: 7})) == "counters"
+
+
+_outcome = st.tuples(
+    st.sampled_from(["image:a", "image:b", "backend:c"]),
+    st.booleans(),
+    st.floats(0.0, 3.0),
+    st.sampled_from([None, "transient", "cancelled", "permanent"]),
+)
+
+
+def _reports(outcomes: list[tuple[str, bool, float, ErrorClass | None]]) -> list[OutcomeReport]:
+    return [
+        OutcomeReport(key=k, ok=ok, duration_s=d, at=T0 + i, error_class=c, report_id=str(i))
+        for i, (k, ok, d, c) in enumerate(outcomes)
+    ]
+
+
+@given(st.lists(_outcome, max_size=30))
+def test_by_key_keeps_every_report_once_in_its_original_order_per_key(
+    outcomes: list[tuple[str, bool, float, ErrorClass | None]],
+) -> None:
+    """Grouping a message's reports by key loses none, adds none, and keeps each key's order."""
+    reports = _reports(outcomes)
+    groups = by_key(reports)
+    assert sorted(r.report_id for g in groups.values() for r in g) == sorted(
+        r.report_id for r in reports
+    )
+    for key, group in groups.items():
+        assert group == [r for r in reports if r.key == key]
+    assert list(groups) == list(dict.fromkeys(r.key for r in reports))
+
+
+def _fold(breakers: dict[str, Breaker], reports: list[OutcomeReport], seq: int, now: float) -> None:
+    """What the supervisor does with one stream message: claim once per key, record each."""
+    for key, group in by_key(reports).items():
+        breaker = breakers.setdefault(key, Breaker(key, small(slow_call_duration=2.0), T0))
+        if breaker.claim(seq, len(group)):
+            for r in group:
+                breaker.record(
+                    ok=r.ok, duration=r.duration_s, error_class=r.error_class, at=r.at, now=now
+                )
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(_outcome, max_size=40),
+    st.lists(st.integers(1, 8), max_size=10),
+    st.data(),
+)
+def test_batches_count_like_single_reports_and_a_redelivered_batch_counts_nothing(
+    outcomes: list[tuple[str, bool, float, ErrorClass | None]],
+    sizes: list[int],
+    data: st.DataObject,
+) -> None:
+    """Batches of any sizes count like single messages; a redelivered batch counts nothing."""
+    reports = _reports(outcomes)
+    now = T0 + len(reports) + 1
+    singly: dict[str, Breaker] = {}
+    for seq, report in enumerate(reports, start=1):
+        _fold(singly, [report], seq, now)
+    batched: dict[str, Breaker] = {}
+    batches, rest = [], reports
+    for size in sizes:
+        batches.append(rest[:size])
+        rest = rest[size:]
+    batches = [b for b in [*batches, rest] if b]
+    for seq, batch in enumerate(batches, start=1):
+        _fold(batched, batch, seq, now)
+    for seq in data.draw(st.lists(st.integers(1, len(batches)), max_size=4)) if batches else []:
+        event("redelivered")
+        ignored = {k: b.ignored for k, b in batched.items()}
+        _fold(batched, batches[seq - 1], seq, now)  # same stream sequence: a redelivery
+        grew = {k: b.ignored - ignored[k] for k, b in batched.items()}
+        assert sum(grew.values()) == len(batches[seq - 1])
+    assert batched.keys() == singly.keys()
+    for key, breaker in singly.items():
+        twin = batched[key]
+        assert (twin.snapshot(now).status, twin.snapshot(now).window) == (
+            breaker.snapshot(now).status,
+            breaker.snapshot(now).window,
+        )
+
+
+def test_a_claimed_message_is_remembered_in_the_snapshot_and_refused_after_a_restore() -> None:
+    """claim() is remembered like a report's sequence: a restored breaker refuses it too."""
+    b = Breaker("k", small(), T0)
+    assert b.claim(5, 3)
+    assert not b.claim(5, 3)
+    assert b.ignored == 3
+    copy = Breaker.restore(b.snapshot(T0), small())
+    assert not copy.claim(5)
+    assert copy.claim(6)

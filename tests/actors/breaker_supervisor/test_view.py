@@ -11,9 +11,18 @@ from actors.breaker_supervisor.actor import BreakerSupervisor
 from actors.breaker_supervisor.config import SupervisorConfig
 from actors.breaker_supervisor.view import BreakerView, OutcomeReporter
 from actors.runtime.bus import Bus
+from actors.runtime.codec import Codec, encoding_of
 from actors.runtime.testing import ManualClock, eventually
-from actors.topology import BREAKERS
-from protocols.breakers import BreakerStatus, breaker_kv_key
+from actors.topology import BREAKER_REPORTS, BREAKERS
+from protocols.breakers import (
+    MAX_BATCH_REPORTS,
+    REPORTS_STREAM,
+    BreakerStatus,
+    OutcomeReport,
+    OutcomeReports,
+    Outcomes,
+    breaker_kv_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +139,86 @@ async def test_reporter_drops_the_oldest_report_when_its_queue_is_full(bus: Bus)
     await reporter.start()
     await reporter.stop()
     assert reporter.sent == 2
+
+
+async def _stored_messages(bus: Bus) -> list[Outcomes]:
+    """Every message the reports stream holds, decoded as the supervisor decodes them."""
+    info = await bus.js.stream_info(REPORTS_STREAM)
+    codec = Codec.of(Outcomes)
+    found: list[Outcomes] = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        raw = await bus.js.get_msg(REPORTS_STREAM, seq)
+        assert raw.data is not None
+        found.append(codec.decode(raw.data, encoding_of(raw.headers or {})))
+    return found
+
+
+async def test_reports_queued_together_travel_as_one_message_of_at_most_batch_max(
+    bus: Bus,
+) -> None:
+    """Five reports queued at once with batch_max 2: three messages, in the order reported."""
+    async with OutcomeReporter(bus, batch_max=2) as reporter:
+        sent = [reporter.report(f"image:{i}", ok=True, duration_s=0.1) for i in range(5)]
+        await reporter.flush()
+        assert (reporter.sent, reporter.messages) == (5, 3)
+    messages = await _stored_messages(bus)
+    assert [type(m) for m in messages] == [OutcomeReports, OutcomeReports, OutcomeReport]
+    flat = [r for m in messages for r in (m.reports if isinstance(m, OutcomeReports) else [m])]
+    assert flat == sent
+
+
+async def test_a_message_lingers_batch_s_for_later_reports(bus: Bus) -> None:
+    """A report arriving while the first one lingers joins its message; the window then sends it."""
+    runtime = ManualClock()
+    async with OutcomeReporter(bus, batch_max=256, batch_s=30.0, runtime_clock=runtime) as r:
+        r.report("image:a", ok=True, duration_s=0.1)
+        await eventually(lambda: runtime.sleepers() == [30.0])  # lingering with the first
+        r.report("image:b", ok=False, duration_s=0.2, error_class="timeout")
+        await eventually(lambda: runtime.sleepers() == [30.0])  # took it, lingers on
+        assert r.messages == 0
+        runtime.advance(30.0)
+        await eventually(lambda: r.messages == 1)
+        assert r.sent == 2
+    [message] = await _stored_messages(bus)
+    assert isinstance(message, OutcomeReports)
+    assert [x.key for x in message.reports] == ["image:a", "image:b"]
+
+
+async def test_flush_sends_a_lingering_message_at_once(bus: Bus) -> None:
+    """flush() does not wait out the window: the queued reports go out as one message now."""
+    runtime = ManualClock()  # the window ends only if advanced, which this test never does
+    async with OutcomeReporter(bus, batch_max=256, batch_s=30.0, runtime_clock=runtime) as r:
+        r.report("image:a", ok=True, duration_s=0.1)
+        await eventually(lambda: runtime.sleepers() == [30.0])
+        r.report("image:b", ok=True, duration_s=0.1)
+        await r.flush()
+        assert (r.sent, r.messages) == (2, 1)
+        r.report("image:c", ok=True, duration_s=0.1)
+    # stop() flushes what is still queued, lingering or not.
+    assert (r.sent, r.messages) == (3, 2)
+
+
+async def test_a_message_the_stream_did_not_take_is_resent_whole_under_the_same_id(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the stream gone the batch is retried as it was; once back, it is stored once."""
+    async with OutcomeReporter(bus, batch_max=256) as reporter:
+        await bus.js.delete_stream(REPORTS_STREAM)
+        sent = [reporter.report("image:a", ok=True, duration_s=0.1) for _ in range(3)]
+        await eventually(lambda: "not stored" in caplog.text)
+        reporter.report("image:a", ok=False, duration_s=0.1)  # queued behind the retried batch
+        await bus.ensure_stream(BREAKER_REPORTS)
+        await reporter.flush(timeout=30.0)
+        assert (reporter.sent, reporter.messages) == (4, 2)
+    first, second = await _stored_messages(bus)
+    assert isinstance(first, OutcomeReports)
+    assert first.reports == sent
+    assert isinstance(second, OutcomeReport)
+
+
+def test_reporter_refuses_batch_sizes_and_windows_out_of_range() -> None:
+    """batch_max is 1 to MAX_BATCH_REPORTS and batch_s not negative, checked at construction."""
+    bus: Bus = None  # type: ignore[assignment]  # never used: construction fails first
+    for bad in ({"batch_max": 0}, {"batch_max": MAX_BATCH_REPORTS + 1}, {"batch_s": -0.1}):
+        with pytest.raises(ValueError, match="batch_"):
+            OutcomeReporter(bus, **bad)  # type: ignore[arg-type]
