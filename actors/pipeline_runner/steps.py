@@ -142,6 +142,10 @@ class StepPipeline:
             result = await self._execute(step, backend, request, base)
         if self.attempts.fenced:
             return result  # killed because another runner owns the run: not an outcome
+        # The step's `running` (and the run's own transitions) are stored before its end
+        # is recorded: a step the checkpoint holds as finished was announced as started.
+        # Not stored: the step stays in flight and runs again, as after a lost runner.
+        await self.events.settle()
         result = msgspec.structs.replace(
             result, attempt=execution_no, attempt_reason=attempt.reason
         )

@@ -17,7 +17,7 @@ from actors.runtime.bus import Bus
 from actors.runtime.errors import NotFound
 from actors.runtime.kv import TypedBucket
 from actors.runtime.testing import eventually
-from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, STEP_CACHE, WORKFLOWS
+from actors.topology import BREAKERS, CHECKPOINTS, PIPELINES, STATUS_EVENTS, STEP_CACHE, WORKFLOWS
 from protocols.breakers import BreakerStatus, breaker_kv_key
 from protocols.pipelines import (
     CANCEL_SUBJECT,
@@ -391,3 +391,41 @@ async def test_a_step_is_announced_and_recorded_while_its_cache_entry_is_written
     entries = await cache_bucket.keys()
     assert len(entries) == 1
     assert await StepCache(cache_bucket).get(entries[0]) is not None
+
+
+async def test_a_step_whose_start_was_not_announced_is_not_recorded_and_runs_again(
+    bus: Bus, runner: PipelineRunner, tmp_path: Path
+) -> None:
+    """A step's end is recorded only after its ``running`` is stored; otherwise it stays in
+    flight, and once the status stream takes events again it runs again as ``runner_lost``."""
+    side = tmp_path / "attempts"
+    await bus.js.delete_stream(STATUS_EVENTS.name)
+    step = StepSpec(name="s", run=f'echo "$TROUPE_ATTEMPT" >> {side}', cache=False)
+    await publish(bus, make_run("wf-unannounced", [step]))
+    consumer = await bus.js.consumer_info(PIPELINES.name, "pipeline-runner")
+    delivered = consumer.delivered.consumer_seq if consumer.delivered else 0
+
+    async def handed_back() -> bool:
+        info = await bus.js.consumer_info(PIPELINES.name, "pipeline-runner")
+        return info.num_redelivered > 0 or (
+            info.delivered is not None and info.delivered.consumer_seq > delivered + 1
+        )
+
+    await eventually(handed_back, timeout=30)
+    assert side.read_text().split() == ["1"]
+    checkpoints = await bus.key_value(CHECKPOINTS)
+    entry = await checkpoints.get("wf-unannounced")
+    checkpoint = msgspec.msgpack.decode(entry.value or b"", type=RunCheckpoint)
+    assert checkpoint.steps == []
+    assert checkpoint.in_flight == {"s": 1}
+    await bus.ensure_stream(STATUS_EVENTS)
+    result = await wait_result(bus, "wf-unannounced", timeout=90)
+    assert result.state == "succeeded"
+    assert [(s.attempt, s.attempt_reason) for s in result.steps] == [(2, "runner_lost")]
+    assert side.read_text().split() == ["1", "2"]
+    running = [
+        (e.step_attempt, e.attempt_reason)
+        for e in await status_events(bus, "wf-unannounced")
+        if isinstance(e, StepTransition) and e.state == "running"
+    ]
+    assert running == [(2, "runner_lost")]
