@@ -5,9 +5,10 @@ and which attempt that is. It owns the run's :class:`RunCheckpoint`:
 
 1. **Intent before execution.** Before a step executes, its attempt number is
    counted in ``step_attempts`` and the step is put in ``in_flight`` - both
-   persisted - and its step lease is taken (create-only, with the runner id, the
-   attempt and the run's fencing token) and kept alive with the run lease. The
-   two writes are in flight together; the step starts once both are stored.
+   persisted - its step lease is taken (create-only, with the runner id, the
+   attempt and the run's fencing token) and kept alive with the run lease, and
+   the attempt is announced as started. The three writes are in flight
+   together; the step starts once all are stored.
 2. **Record and release.** A finished step's result goes into the checkpoint
    and out of ``in_flight`` in one write; its lease is released meanwhile.
 3. **Recovery.** A delivery that finds a step still ``in_flight`` knows an
@@ -29,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -205,15 +207,28 @@ class StepAttempts:
         """Whether an attempt of ``name`` was lost with its runner (and not yet redone)."""
         return name in self._lost
 
-    async def begin(self, name: str, *, backend: str = "") -> Attempt:
-        """Start the next attempt of ``name``: persist the intent, then take its lease.
+    async def begin(
+        self,
+        name: str,
+        *,
+        backend: str = "",
+        announce: Callable[[int, StepAttemptReason], Awaitable[None]] | None = None,
+    ) -> Attempt:
+        """Start the next attempt of ``name``: persist the intent, take its lease, announce it.
+
+        The three writes are in flight together; the attempt is returned (and the step
+        may start) only once all are stored, so every execution is both recorded as
+        intended and reported as started.
 
         Args:
             name: the step.
             backend: the backend that executes it (written in its lease).
+            announce: announces the attempt as started, given its number and reason.
 
         Raises:
             LeaseLost: this run is fenced.
+            Exception: the announcement failed (the intent stays: the step runs again
+                as ``runner_lost`` on the next delivery, like an attempt whose runner died).
         """
         assert self.checkpoint is not None
         number = self.count(name) + 1
@@ -228,17 +243,17 @@ class StepAttempts:
             self.checkpoint, step_attempts=counts, in_flight=flight
         )
         key = step_key(self.workflow_id, name)
-        # Intent and lease are written together; the step starts once both are stored.
-        saved, lease = await asyncio.gather(
-            self.save(), self._lease(key, number, backend), return_exceptions=True
-        )
-        if isinstance(saved, BaseException):
+        writes: list[Awaitable[Any]] = [self.save(), self._lease(key, number, backend)]
+        if announce is not None:
+            writes.append(announce(number, reason))
+        saved, lease, *announced = await asyncio.gather(*writes, return_exceptions=True)
+        failed = next((x for x in (saved, lease, *announced) if isinstance(x, BaseException)), None)
+        if failed is not None:
             if isinstance(lease, Lease):
                 await self._release(lease)
-            raise saved
-        if isinstance(lease, BaseException):
-            raise lease
-        attempt = Attempt(step=name, number=number, reason=reason, key=key, lease=lease)
+            raise failed
+        held = lease if isinstance(lease, Lease) else None
+        attempt = Attempt(step=name, number=number, reason=reason, key=key, lease=held)
         self._started[name] = attempt
         return attempt
 

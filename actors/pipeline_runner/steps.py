@@ -37,7 +37,7 @@ from actors.pipeline_runner.state import LineEvent, Schedule, cache_key, command
 from actors.pipeline_runner.workspace import Workspace, WorkspaceError, safe_relative
 from actors.runtime import telemetry
 from protocols.errors import ErrorClass
-from protocols.pipelines import PipelineRun, StepResult, StepSpec, step_key
+from protocols.pipelines import PipelineRun, StepAttemptReason, StepResult, StepSpec, step_key
 
 __all__ = ["StepPipeline"]
 
@@ -116,15 +116,15 @@ class StepPipeline:
                     return await self._finish(
                         base, reason=circuit_open_reason(k, until), error_class="unavailable"
                     )
+
+        async def started(number: int, reason: StepAttemptReason) -> None:
+            await self.events.step(name, "running", execution=number, attempt_reason=reason)
+
         try:
-            attempt = await self.attempts.begin(name, backend=backend.name)
+            attempt = await self.attempts.begin(name, backend=backend.name, announce=started)
         except LeaseLost as exc:
             return msgspec.structs.replace(base, state="cancelled", reason=str(exc))
         execution_no = attempt.number
-        # Stored while the step starts; its end is announced after it.
-        await self.events.step(
-            name, "running", execution=execution_no, attempt_reason=attempt.reason, wait=False
-        )
         local = backend.name == "local"
         workdir = self.workspace.step_dir(name)
         async with self._live_output(name, execution_no) as output:
@@ -142,10 +142,6 @@ class StepPipeline:
             result = await self._execute(step, backend, request, base)
         if self.attempts.fenced:
             return result  # killed because another runner owns the run: not an outcome
-        # The step's `running` (and the run's own transitions) are stored before its end
-        # is recorded: a step the checkpoint holds as finished was announced as started.
-        # Not stored: the step stays in flight and runs again, as after a lost runner.
-        await self.events.settle()
         result = msgspec.structs.replace(
             result, attempt=execution_no, attempt_reason=attempt.reason
         )

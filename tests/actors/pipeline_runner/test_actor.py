@@ -393,11 +393,11 @@ async def test_a_step_is_announced_and_recorded_while_its_cache_entry_is_written
     assert await StepCache(cache_bucket).get(entries[0]) is not None
 
 
-async def test_a_step_whose_start_was_not_announced_is_not_recorded_and_runs_again(
+async def test_a_step_whose_start_cannot_be_announced_does_not_execute(
     bus: Bus, runner: PipelineRunner, tmp_path: Path
 ) -> None:
-    """A step's end is recorded only after its ``running`` is stored; otherwise it stays in
-    flight, and once the status stream takes events again it runs again as ``runner_lost``."""
+    """A step starts only once its ``running`` is stored, so history reports every execution;
+    its intent stays, and once the status stream takes events again it runs as ``runner_lost``."""
     side = tmp_path / "attempts"
     await bus.js.delete_stream(STATUS_EVENTS.name)
     step = StepSpec(name="s", run=f'echo "$TROUPE_ATTEMPT" >> {side}', cache=False)
@@ -412,7 +412,7 @@ async def test_a_step_whose_start_was_not_announced_is_not_recorded_and_runs_aga
         )
 
     await eventually(handed_back, timeout=30)
-    assert side.read_text().split() == ["1"]
+    assert not side.exists()
     checkpoints = await bus.key_value(CHECKPOINTS)
     entry = await checkpoints.get("wf-unannounced")
     checkpoint = msgspec.msgpack.decode(entry.value or b"", type=RunCheckpoint)
@@ -422,7 +422,7 @@ async def test_a_step_whose_start_was_not_announced_is_not_recorded_and_runs_aga
     result = await wait_result(bus, "wf-unannounced", timeout=90)
     assert result.state == "succeeded"
     assert [(s.attempt, s.attempt_reason) for s in result.steps] == [(2, "runner_lost")]
-    assert side.read_text().split() == ["1", "2"]
+    assert side.read_text().split() == ["2"]
     running = [
         (e.step_attempt, e.attempt_reason)
         for e in await status_events(bus, "wf-unannounced")

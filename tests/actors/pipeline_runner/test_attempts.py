@@ -67,3 +67,28 @@ async def test_a_fenced_run_starts_no_step_and_keeps_no_step_lease(bus: Bus) -> 
     entry = await store.checkpoint_entry("wf-fenced")
     assert entry is not None
     assert entry.value.in_flight == {}
+
+
+async def test_an_attempt_is_announced_with_its_intent_and_a_failed_announcement_starts_none(
+    bus: Bus,
+) -> None:
+    """The announcement gets the attempt's number and reason; if it fails, begin fails, the
+    lease taken beside it is gone and the intent stays (the step runs again as runner_lost)."""
+    attempts, leases, store = await _attempts(bus, "wf-announce")
+    announced: list[tuple[int, str]] = []
+
+    async def started(number: int, reason: str) -> None:
+        announced.append((number, reason))
+
+    await attempts.begin("s", backend="local", announce=started)
+    assert announced == [(1, "first")]
+
+    async def refused(number: int, reason: str) -> None:
+        raise RuntimeError("status stream unavailable")
+
+    with pytest.raises(RuntimeError, match="status stream unavailable"):
+        await attempts.begin("t", backend="local", announce=refused)
+    assert await leases.holder(step_key("wf-announce", "t")) is None
+    entry = await store.checkpoint_entry("wf-announce")
+    assert entry is not None
+    assert entry.value.in_flight == {"s": 1, "t": 1}
