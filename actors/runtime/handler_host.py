@@ -164,8 +164,9 @@ class HandlerHost:
     ) -> bool:
         """Stop the running handler added with ``spec`` and forget it.
 
-        It leaves ``$SRV.INFO`` and ``$SRV.STATS``; a watch's consumer is deleted,
-        a durable consumer stays on the server (it is topology), its in-flight
+        It leaves ``$SRV.INFO`` and ``$SRV.STATS``; a watch unsubscribes (the server
+        drops its ephemeral consumer after that consumer's inactivity threshold), a
+        durable consumer stays on the server (it is topology), its in-flight
         messages handed back like on shutdown.
 
         Args:
