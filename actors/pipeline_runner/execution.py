@@ -113,7 +113,8 @@ class RunExecution(StepPipeline):
         if previous is None:
             # The checkpoint is first written when a step starts or ends: a redelivery
             # after a crash before that has nothing to resume and prepares afresh.
-            # Both are stored while the first steps start (and before their own events).
+            # Both are stored while the first steps' intents and leases are written; each
+            # step's own `running` follows them in the stream.
             await self.events.workflow("preparing", wait=False)
             await self.events.workflow("running", wait=False)
         else:
