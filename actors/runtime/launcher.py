@@ -16,9 +16,11 @@ process running the troupe takes every child down with it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +41,15 @@ from actors.runtime.server import NatsServer
 from actors.runtime.supervisor import ChildSpec, ChildState, Supervisor
 from actors.runtime.tls import StrictTlsClient
 
-__all__ = ["SERVER_CHILD", "USER_ACTOR_ROLE", "Member", "Troupe", "ping_actors", "probe_server"]
+__all__ = [
+    "SERVER_CHILD",
+    "USER_ACTOR_ROLE",
+    "Member",
+    "Troupe",
+    "ping_actors",
+    "probe_server",
+    "workspaces_for",
+]
 
 _LOGIN_VARS = (
     "TROUPE_NATS_USER",
@@ -185,6 +195,16 @@ async def ping_actors(config: ConnectionConfig, timeout: float = 1.0) -> dict[st
     return counts
 
 
+def workspaces_for(state_dir: Path) -> Path:
+    """The workspace root of a troupe's pipeline runners: its own, under the temp directory.
+
+    Workspaces are named by workflow id, and two troupes on one machine may run
+    workflows of the same id; keyed by the state directory, they never share one.
+    """
+    digest = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"troupe-workspaces-{digest}"
+
+
 class Troupe:
     """A running troupe.
 
@@ -300,6 +320,7 @@ class Troupe:
             for var in _LOGIN_VARS:
                 env.pop(var, None)
             env["TROUPE_NATS_URL"] = self.url
+            env.setdefault("TROUPE_WORKSPACES", str(workspaces_for(self.state_dir)))
             if self.server is not None and self.server.ca is not None:
                 env[CA_ENV] = str(self.server.ca)
             if passwords:

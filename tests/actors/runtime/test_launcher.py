@@ -6,13 +6,21 @@ import contextlib
 import gc
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.errors import ConnectError, ServerError
-from actors.runtime.launcher import USER_ACTOR_ROLE, Member, Troupe, ping_actors, probe_server
+from actors.runtime.launcher import (
+    USER_ACTOR_ROLE,
+    Member,
+    Troupe,
+    ping_actors,
+    probe_server,
+    workspaces_for,
+)
 from actors.runtime.server import free_port
 from actors.runtime.testing import nats_server
 
@@ -120,3 +128,11 @@ async def test_a_refused_ping_leaves_no_socket_open() -> None:
             assert _open_sockets() == before
         finally:
             gc.enable()
+
+
+def test_each_troupe_gets_its_own_workspace_root(tmp_path: Path) -> None:
+    """Two state directories, two roots under the temp directory; one directory, one root."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert workspaces_for(first) != workspaces_for(second)
+    assert workspaces_for(first) == workspaces_for(tmp_path / "b" / ".." / "a")
+    assert workspaces_for(first).parent == Path(tempfile.gettempdir())
