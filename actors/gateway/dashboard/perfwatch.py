@@ -14,55 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
 
 from actors.gateway.config import DEFAULT_PERF_IDLE_S
 from actors.gateway.dashboard.perfdata import MAX_VIEWS, PerfView, RecentViews
+from actors.runtime.actor import Actor
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.handlers import HandlerOptions, WatchSpec
+from actors.runtime.handlers import WatchSpec
 from actors.runtime.topology import BucketSpec
-from actors.runtime.watch import WatchHandler
 
-__all__ = ["WATCH_NAME", "PerfWatch", "WatchHost"]
+__all__ = ["WATCH_NAME", "PerfWatch"]
 
 log = logging.getLogger(__name__)
 
 WATCH_NAME = "watch-workflows"
 """The watch's name in the gateway's ``$SRV.INFO`` while it runs."""
-
-
-class WatchHost(Protocol):
-    """What :class:`PerfWatch` needs of the actor running it (an :class:`~actors.runtime.Actor`)."""
-
-    @property
-    def is_running(self) -> bool:
-        """Whether the actor runs (a watch is added only then)."""
-        ...
-
-    async def add_watch(
-        self,
-        bucket: BucketSpec,
-        handler: WatchHandler,
-        *,
-        value_type: Any = None,
-        keys: str = ">",
-        initial: bool = True,
-        name: str | None = None,
-        on_caught_up: Callable[[], Awaitable[None]] | None = None,
-    ) -> WatchSpec:
-        """Start a watch (see :meth:`~actors.runtime.Actor.add_watch`)."""
-        ...
-
-    async def remove_handler(
-        self, spec: HandlerOptions | WatchSpec, *, grace: float | None = None
-    ) -> bool:
-        """Stop a handler (see :meth:`~actors.runtime.Actor.remove_handler`)."""
-        ...
-
-    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
-        """Run a background task the actor owns (see :meth:`~actors.runtime.Actor.spawn`)."""
-        ...
 
 
 class PerfWatch:
@@ -84,7 +49,7 @@ class PerfWatch:
 
     def __init__(
         self,
-        host: WatchHost,
+        host: Actor,
         bucket: BucketSpec,
         *,
         clock: Clock = system_clock,
