@@ -10,7 +10,8 @@ A transition announced with ``wait=False`` is sent in the background while the
 run goes on (a step starts while its ``running`` is being stored); the
 announcements of one run still reach the stream in the order they were made,
 because every later one waits for those in the background first, and
-:meth:`RunEvents.settle` waits for them all and raises the first failure.
+:meth:`RunEvents.settle` waits for them all and raises the first failure. A run
+that ends without settling (cancelled) leaves that failure logged at debug level.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ __all__ = ["RunEvents"]
 log = logging.getLogger(__name__)
 
 SOURCE = "pipeline_runner"
+
+
+def _read_failure(sent: asyncio.Future[None]) -> None:
+    """Mark a background announcement's failure as read: a run that settles still gets it
+    raised, and one that ends first (cancelled, or failed otherwise) has reported why, so
+    asyncio need not log it as never retrieved."""
+    if not sent.cancelled() and sent.exception() is not None:
+        log.debug("a background announcement was not stored: %r", sent.exception())
 
 
 class RunEvents:
@@ -158,6 +167,7 @@ class RunEvents:
             await self._bus.send(self._subject, event, msg_id=msg_id)
         else:
             self._behind = asyncio.ensure_future(self._after(before, event, msg_id))
+            self._behind.add_done_callback(_read_failure)
 
     async def _after(
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+
 import pytest
 
 from actors.pipeline_runner.events import RunEvents
@@ -70,3 +73,26 @@ async def test_a_background_announcement_that_is_not_stored_fails_the_run_and_st
         await events.settle()
     with pytest.raises(Unavailable):
         await events.workflow("succeeded")
+
+
+async def test_a_background_failure_of_a_run_that_never_settles_is_not_reported_as_unretrieved(
+    bus: Bus,
+) -> None:
+    """A run cancelled before it settles leaves its failed announcement behind: asyncio must
+    not log it as an exception nobody retrieved (the run's own outcome already says why)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        events = RunEvents(bus, make_run("wf-left", [StepSpec(name="s", run="true")]), system_clock)
+        await events.workflow("preparing", wait=False)
+        behind = events._behind
+        assert behind is not None
+        await asyncio.wait([behind], timeout=30)  # done, its failure left unread
+        assert behind.done()
+        del events, behind
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
