@@ -17,8 +17,9 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "Content-Type"
-"""Header naming the payload encoding. troupe sets it on everything it publishes,
-stores or answers; a message without it is read as MessagePack (a stored value
+"""Header naming the payload encoding. troupe sets it on everything it publishes or
+stores and on JSON and error answers; a MessagePack request or answer goes without
+it, since a message without it is read as MessagePack (a stored value
 without it whose first byte is ``{`` as JSON)."""
 
 JSON = "application/json"

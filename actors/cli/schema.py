@@ -25,11 +25,12 @@ from protocols.errors import ErrorReply
 __all__ = ["message_schema", "register", "schema_document"]
 
 ENCODING_NOTE = (
-    "Every message troupe publishes, stores or answers names its encoding in the "
+    "Every message troupe publishes or stores names its encoding in the "
     f"'{h.CONTENT_TYPE}' header: '{h.MSGPACK}' (the default between actors) or '{h.JSON}'. "
-    f"Send '{h.CONTENT_TYPE}: {h.JSON}' and troupe decodes JSON and answers requests in JSON; "
-    "a message without the header is read as MessagePack (a stored value without it whose "
-    "first byte is '{' as JSON). Events clients may subscribe to are published as JSON."
+    f"Send '{h.CONTENT_TYPE}: {h.JSON}' and troupe decodes JSON and answers requests in JSON, "
+    "saying so; a message without the header is read as MessagePack (a stored value without "
+    "it whose first byte is '{' as JSON), and a MessagePack answer carries none. Events "
+    "clients may subscribe to are published as JSON."
 )
 
 

@@ -24,7 +24,14 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from actors.runtime import telemetry
-from actors.runtime.codec import Codec, Encoding, encode, encoding_of, headers_for
+from actors.runtime.codec import (
+    Codec,
+    Encoding,
+    encode,
+    encoding_of,
+    exchange_headers,
+    headers_for,
+)
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.connection import Connection
 from actors.runtime.errors import ConnectError, LoginRefused, RequestError, Unavailable
@@ -325,7 +332,7 @@ class Bus:
                 (the subclass matches its code).
             Unavailable: nobody answers on ``subject``, or not in time.
         """
-        hdrs = headers_for(encoding)
+        hdrs = exchange_headers(encoding)
         with telemetry.publish_span(subject, hdrs, operation="send"):
             try:
                 reply = await self.nc.request(

@@ -3,9 +3,10 @@
 MessagePack is the default between actors. A message whose headers say
 ``Content-Type: application/json`` is decoded as JSON and its answer is
 encoded as JSON, so the stock ``nats`` CLI and clients in any language can
-take part. Everything troupe publishes says what it is in a ``Content-Type``
-header (``application/msgpack`` included); a message without the header is
-read as MessagePack. Decoders are built once per type and cached.
+take part. Everything troupe stores or publishes says what it is in a
+``Content-Type`` header (``application/msgpack`` included); a core-NATS request
+or reply in MessagePack carries none, and a message without the header is read
+as MessagePack. Decoders are built once per type and cached.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import msgspec
 from actors.runtime.errors import BadRequest
 from protocols import headers as h
 
-__all__ = ["Codec", "Encoding", "encode", "encoding_of", "headers_for", "stored_encoding"]
+__all__ = [
+    "Codec",
+    "Encoding",
+    "encode",
+    "encoding_of",
+    "exchange_headers",
+    "headers_for",
+    "stored_encoding",
+]
 
 T = TypeVar("T")
 
@@ -66,6 +75,19 @@ def headers_for(encoding: Encoding) -> dict[str, str]:
     message, a stored value or a reply is.
     """
     return {h.CONTENT_TYPE: h.JSON if encoding == h.JSON else h.MSGPACK}
+
+
+def exchange_headers(encoding: Encoding) -> dict[str, str]:
+    """Return a new header dict for a core-NATS request or reply in ``encoding``.
+
+    JSON is announced; MessagePack, the default, travels without a header, since
+    a request or reply without ``Content-Type`` is read as MessagePack and
+    nothing keeps it. A message that carries no header at all costs each side
+    the header block's encoding and parsing, which is about a quarter of a
+    request/reply round trip in nats-py. Stored values and stream messages
+    always name their encoding (:func:`headers_for`).
+    """
+    return {h.CONTENT_TYPE: h.JSON} if encoding == h.JSON else {}
 
 
 class Codec(Generic[T]):

@@ -26,7 +26,7 @@ from nats.aio.subscription import Subscription
 
 from actors.runtime import telemetry
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.codec import Codec, encode, encoding_of, headers_for
+from actors.runtime.codec import Codec, encode, encoding_of, exchange_headers, headers_for
 from actors.runtime.dispatch import FailureHook, Handler, Stats, _Tasks, notify
 from actors.runtime.errors import BadRequest, RequestError
 from actors.runtime.handlers import EndpointSpec, ListenerSpec, RequestContext
@@ -138,9 +138,9 @@ class EndpointRuntime(_SubscriptionRuntime):
             # Inline (no helper coroutine): this is the request hot path.
             try:
                 if error is None:
-                    await self._nc.publish(
-                        msg.reply, encode(reply, encoding), headers=headers_for(encoding) or None
-                    )
+                    answer = encode(reply, encoding)
+                    headers_out = exchange_headers(encoding) or None
+                    await self._nc.publish(msg.reply, answer, headers=headers_out)
                 else:
                     err_headers = headers_for(encoding)
                     err_headers[h.ERROR_CODE] = _micro_code(error)

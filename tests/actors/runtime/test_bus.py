@@ -1,4 +1,5 @@
-"""Bus on a real server: every publish, stream message and reply names its encoding."""
+"""Bus on a real server: every publish, stream message and JSON reply names its encoding;
+MessagePack requests and replies travel without headers."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from nats.aio.msg import Msg
 
 from actors.runtime import Bus
 from actors.runtime.bootstrap import Topology, apply_topology
-from actors.runtime.codec import encode
+from actors.runtime.codec import Codec, encode
 from actors.runtime.config import ConnectionConfig
 from actors.runtime.errors import Unavailable
 from actors.runtime.testing import eventually, nats_cluster
 from actors.topology import TASKS
 from protocols import headers as h
 from protocols.tasks import SUBMIT_SUBJECT
-from tests.actors.runtime.workers import ECHO_SUBJECT, JOBS, JOBS_SUBJECT, Echo, Job, Ping
+from tests.actors.runtime.workers import ECHO_SUBJECT, JOBS, JOBS_SUBJECT, Echo, Job, Ping, Pong
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +52,37 @@ async def test_stream_message_stores_the_content_type_of_its_encoding(
     assert (stored.headers or {}).get(h.MSG_ID) == "j-1"
 
 
-async def test_request_names_msgpack_and_its_reply_answers_in_kind(bus: Bus) -> None:
-    """A MessagePack request says so, and so does the endpoint's MessagePack reply."""
+async def test_a_msgpack_request_and_its_reply_travel_without_headers(bus: Bus) -> None:
+    """MessagePack is what a message without Content-Type is: neither the request nor the
+    endpoint's reply carries a header block for either side to encode and parse."""
     seen: asyncio.Queue[Msg] = asyncio.Queue()
     tap = await bus.nc.subscribe(ECHO_SUBJECT, cb=seen.put)
     async with Echo().running(bus):
         reply = await bus.nc.request(ECHO_SUBJECT, encode(Ping(n=3)), timeout=5)
-        await bus.request(ECHO_SUBJECT, Ping(n=4), object)
+        assert (await bus.request(ECHO_SUBJECT, Ping(n=4), Pong)).n == 4
     await tap.unsubscribe()
-    assert (reply.headers or {}).get(h.CONTENT_TYPE) == h.MSGPACK
-    await seen.get()  # the raw request above sent no header of its own
+    assert reply.headers is None
+    assert Codec.of(Pong).decode(reply.data).n == 3
+    await seen.get()  # the raw request above
     request = await asyncio.wait_for(seen.get(), 5)
-    assert (request.headers or {}).get(h.CONTENT_TYPE) == h.MSGPACK
+    assert request.headers is None
+
+
+async def test_a_json_request_and_its_reply_name_their_encoding(bus: Bus) -> None:
+    """A JSON request says so, and the endpoint answers in JSON, saying so too."""
+    seen: asyncio.Queue[Msg] = asyncio.Queue()
+    tap = await bus.nc.subscribe(ECHO_SUBJECT, cb=seen.put)
+    async with Echo().running(bus):
+        reply = await bus.nc.request(
+            ECHO_SUBJECT, encode(Ping(n=5), h.JSON), headers={h.CONTENT_TYPE: h.JSON}, timeout=5
+        )
+        assert (await bus.request(ECHO_SUBJECT, Ping(n=6), Pong, encoding=h.JSON)).n == 6
+    await tap.unsubscribe()
+    assert reply.headers == {h.CONTENT_TYPE: h.JSON}
+    assert Codec.of(Pong).decode(reply.data, h.JSON).n == 5
+    await seen.get()
+    request = await asyncio.wait_for(seen.get(), 5)
+    assert (request.headers or {}).get(h.CONTENT_TYPE) == h.JSON
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

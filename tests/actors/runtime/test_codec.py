@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.runtime.codec import Codec, encode, encoding_of, headers_for
+from actors.runtime.codec import Codec, encode, encoding_of, exchange_headers, headers_for
 from actors.runtime.errors import BadRequest
 from protocols import headers as h
 from tests.actors.runtime.workers import Ping
@@ -41,6 +41,16 @@ def test_headers_for_returns_a_fresh_dict_each_time() -> None:
     first = headers_for(h.MSGPACK)
     first["X-Extra"] = "1"
     assert headers_for(h.MSGPACK) == {h.CONTENT_TYPE: h.MSGPACK}
+
+
+def test_exchange_headers_name_json_and_leave_msgpack_bare() -> None:
+    """A core request or reply names JSON; MessagePack goes without, which reads as MessagePack."""
+    assert exchange_headers(h.JSON) == {h.CONTENT_TYPE: h.JSON}
+    assert exchange_headers(h.MSGPACK) == {}
+    assert encoding_of(exchange_headers(h.MSGPACK)) == h.MSGPACK
+    first = exchange_headers(h.JSON)
+    first["X-Extra"] = "1"
+    assert exchange_headers(h.JSON) == {h.CONTENT_TYPE: h.JSON}
 
 
 def test_msgpack_content_type_reads_as_msgpack() -> None:
