@@ -131,3 +131,22 @@ class _Tasks(_Running):
     def __init__(self, limit: int, clock: Clock = system_clock) -> None:
         self.slots = asyncio.Semaphore(limit)
         super().__init__(clock, self.slots.release)
+
+    async def run(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` within the limit: at once while a slot is free, else once one frees.
+
+        A coroutine that finishes without waiting (most request handlers) never holds a
+        slot: it takes one only if it waits, which it may, since nothing has run since the
+        slot was seen free.
+        """
+        slots = self.slots
+        if slots.locked():
+            await slots.acquire()
+            self.spawn(coro)
+            return
+        task = start_eagerly(coro)
+        if task is None:
+            return
+        await slots.acquire()  # free: returns at once
+        self.running.add(task)
+        task.add_done_callback(self._done)

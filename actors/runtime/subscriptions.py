@@ -17,16 +17,26 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from actors.runtime import telemetry
 from actors.runtime.clock import Clock, system_clock
-from actors.runtime.codec import Codec, encode, encoding_of, exchange_headers, headers_for
+from actors.runtime.codec import (
+    Codec,
+    Encoding,
+    encode,
+    encoding_of,
+    exchange_headers,
+    headers_for,
+)
 from actors.runtime.dispatch import FailureHook, Handler, Stats, _Tasks, notify
 from actors.runtime.errors import BadRequest, RequestError
 from actors.runtime.handlers import EndpointSpec, ListenerSpec, RequestContext
@@ -35,6 +45,9 @@ from protocols import headers as h
 __all__ = ["EndpointRuntime", "ListenerRuntime"]
 
 log = logging.getLogger(__name__)
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""The headers of a request that came without any."""
 
 
 class _SubscriptionRuntime:
@@ -79,8 +92,7 @@ class _SubscriptionRuntime:
         await self._tasks.settle(grace)
 
     async def _on_msg(self, msg: Msg) -> None:
-        await self._tasks.slots.acquire()
-        self._tasks.spawn(self._serve(msg))
+        await self._tasks.run(self._serve(msg))
 
     async def _serve(self, msg: Msg) -> None:
         raise NotImplementedError
@@ -116,30 +128,43 @@ class EndpointRuntime(_SubscriptionRuntime):
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter_ns()
         self.stats.num_requests += 1
-        encoding = encoding_of(msg.headers)
-        headers = msg.headers or {}
+        headers: Mapping[str, str] | None = msg.headers
+        if headers is None:
+            # A MessagePack request without a trace: the common case between actors.
+            encoding: Encoding = h.MSGPACK
+            headers = _NO_HEADERS
+            if not telemetry.recording():
+                await self._answer(msg, headers, encoding, started, INVALID_SPAN)
+                return
+        else:
+            encoding = encoding_of(headers)
+        with telemetry.process_span(msg.subject, headers, kind="server", actor=self._actor) as span:
+            await self._answer(msg, headers, encoding, started, span)
+
+    async def _answer(
+        self, msg: Msg, headers: Mapping[str, str], encoding: Encoding, started: int, span: Span
+    ) -> None:
         error: RequestError | None = None
         failure: Exception | None = None
         reply: Any = None
-        with telemetry.process_span(msg.subject, headers, kind="server", actor=self._actor) as span:
-            try:
-                request = self._codec.decode(msg.data, encoding)
-                ctx = RequestContext(subject=msg.subject, headers=headers, encoding=encoding)
-                reply = await self._handler(request, ctx)
-            except RequestError as exc:
-                error = exc
-            except Exception as exc:
-                log.exception("%s: handler for %s failed", self._actor, self.spec.subject)
-                error = RequestError("internal error", code="internal")
-                failure = exc
-            if error is not None:
-                span.set_attribute("error.type", error.code)
+        try:
+            request = self._codec.decode(msg.data, encoding)
+            ctx = RequestContext(subject=msg.subject, headers=headers, encoding=encoding)
+            reply = await self._handler(request, ctx)
+        except RequestError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("%s: handler for %s failed", self._actor, self.spec.subject)
+            error = RequestError("internal error", code="internal")
+            failure = exc
+        if error is not None:
+            span.set_attribute("error.type", error.code)
         if msg.reply:
             # Inline (no helper coroutine): this is the request hot path.
             try:
                 if error is None:
                     answer = encode(reply, encoding)
-                    headers_out = exchange_headers(encoding) or None
+                    headers_out = exchange_headers(encoding) if encoding != h.MSGPACK else None
                     await self._nc.publish(msg.reply, answer, headers=headers_out)
                 else:
                     err_headers = headers_for(encoding)

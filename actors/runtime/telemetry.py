@@ -34,6 +34,7 @@ __all__ = [
     "MESSAGING_SYSTEM",
     "TRACER_NAME",
     "Operation",
+    "carrying",
     "configure_tracing",
     "current_trace_id",
     "destination_template",
@@ -276,6 +277,12 @@ def _attributes(subject: str, operation: Operation, actor: str | None) -> dict[s
 
 _NO_SPAN: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 """What the span helpers return when there is neither a recorder nor a trace to continue."""
+
+
+def carrying() -> bool:
+    """Whether a message sent now would carry a trace: spans are recorded, or a trace
+    context is attached (:func:`publish_span` then has something to do)."""
+    return recording() or bool(otel_context.get_current())
 
 
 def publish_span(

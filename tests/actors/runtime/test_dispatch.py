@@ -24,6 +24,7 @@ from actors.runtime import (
     RetryLater,
 )
 from actors.runtime.codec import encode
+from actors.runtime.dispatch import _Tasks
 from actors.runtime.testing import eventually
 from protocols import headers as h
 from protocols.errors import DEAD_LETTER_STREAM, ErrorReply, dead_letter_subject
@@ -321,3 +322,54 @@ async def _dead_letters_n(bus: Bus, n: int) -> list[tuple[bytes, dict[str, str]]
 async def _consumer_idle(bus: Bus):  # type: ignore[no-untyped-def]
     info = await bus.js.consumer_info(JOBS.name, "workers")
     return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
+
+
+# -- handler slots ------------------------------------------------------------------
+
+
+async def test_handlers_that_wait_hold_a_slot_and_the_next_one_waits_for_a_free_slot() -> None:
+    """At most ``limit`` handlers are suspended at once; one more starts only once one ends."""
+    tasks = _Tasks(2)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def handler(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    await tasks.run(handler(1))
+    await tasks.run(handler(2))
+    third = asyncio.ensure_future(tasks.run(handler(3)))
+    await asyncio.sleep(0)
+    assert started == [1, 2]
+    assert not third.done()
+    release.set()
+    await asyncio.wait_for(third, 30)
+    assert started == [1, 2, 3]
+    assert await tasks.settle(30) == 0
+    assert not tasks.slots.locked()
+
+
+async def test_handlers_that_finish_without_waiting_never_take_a_slot() -> None:
+    """A handler answering from memory runs at once and leaves no slot or task behind;
+    one that waits holds its slot until it ends."""
+    tasks = _Tasks(1)
+    release = asyncio.Event()
+    answered: list[int] = []
+
+    async def waits() -> None:
+        await release.wait()
+
+    async def answers(n: int) -> None:
+        answered.append(n)
+
+    for n in range(5):
+        await tasks.run(answers(n))
+    assert answered == [0, 1, 2, 3, 4]
+    assert not tasks.slots.locked()
+    assert tasks.running == set()
+    await tasks.run(waits())
+    assert tasks.slots.locked()
+    release.set()
+    assert await tasks.settle(30) == 0
+    assert not tasks.slots.locked()
