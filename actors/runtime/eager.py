@@ -32,10 +32,9 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         ``None`` when the coroutine completed synchronously, else the task
         that drives it to completion.
     """
-    loop = asyncio.get_running_loop()
     if _NATIVE:  # pragma: no cover - exercised on Python >= 3.12 only
         task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg]
-            coro, loop=loop, eager_start=True
+            coro, loop=asyncio.get_running_loop(), eager_start=True
         )
         return None if task.done() else task
     context = contextvars.copy_context()
@@ -43,7 +42,7 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         first = context.run(coro.send, None)
     except StopIteration:
         return None
-    return loop.create_task(_Resume(coro, first), context=context)
+    return asyncio.get_running_loop().create_task(_Resume(coro, first), context=context)
 
 
 _STARTED = object()
