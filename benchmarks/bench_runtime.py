@@ -3,12 +3,11 @@
 * **Request/reply**: on one nats-server, a troupe actor endpoint answered through
   :meth:`Bus.request` against raw nats-py doing the same msgspec round trip
   (a subscription callback decoding with msgspec and answering; the client
-  ``nc.request``), twice: without headers, and sending the ``Content-Type``
-  header both ways as troupe does (the same wire contract, so nats-py's header
-  work is on both sides of that ratio). Each responder runs in its own
-  process, the client in this one; the three are measured in turn, round after
-  round in rotating order, at 1 and 64 requests in flight, and both ratios are
-  reported (target >= 0.9 at 64), with the load average during the run.
+  ``nc.request``), both without headers, as troupe sends MessagePack requests
+  and answers. Each responder runs in its own process, the client in this one;
+  the two are measured in turn, round after round in alternating order, at 1
+  and 64 requests in flight, and the ratio is reported (target >= 0.9 at 64),
+  with the load average during the run.
 * **Idle memory**: resident set size of each actor started with
   ``python -m actors run NAME`` once it answers ``$SRV.PING`` (target <= 60 MB),
   and of a runtime-only actor process for reference.
@@ -31,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import nats
@@ -43,8 +43,6 @@ from protocols.base import Message
 REPO = Path(__file__).resolve().parents[1]
 TROUPE_SUBJECT = "bench.troupe"
 RAW_SUBJECT = "bench.raw"
-RAW_HEADERS_SUBJECT = "bench.raw-headers"
-CONTENT_TYPE = {"Content-Type": "application/msgpack"}
 ROUND_SECONDS = 0.5
 ROUNDS = 9
 IN_FLIGHT = (1, 64)
@@ -84,7 +82,7 @@ class BenchActor(Actor):
         return BenchReply(id=request.id, total=sum(request.values))
 
 
-async def _serve_raw(url: str, *, headers: bool) -> None:
+async def _serve_raw(url: str) -> None:
     decoder = msgspec.msgpack.Decoder(BenchRequest)
     encoder = msgspec.msgpack.Encoder()
     nc = await nats.connect(url)
@@ -93,21 +91,13 @@ async def _serve_raw(url: str, *, headers: bool) -> None:
         request = decoder.decode(msg.data)
         await msg.respond(encoder.encode(BenchReply(id=request.id, total=sum(request.values))))
 
-    async def answer_with_headers(msg: nats.aio.msg.Msg) -> None:
-        request = decoder.decode(msg.data)
-        reply = encoder.encode(BenchReply(id=request.id, total=sum(request.values)))
-        await nc.publish(msg.reply, reply, headers=CONTENT_TYPE)
-
-    if headers:
-        await nc.subscribe(RAW_HEADERS_SUBJECT, queue="bench", cb=answer_with_headers)
-    else:
-        await nc.subscribe(RAW_SUBJECT, queue="bench", cb=answer)
+    await nc.subscribe(RAW_SUBJECT, queue="bench", cb=answer)
     await asyncio.Event().wait()
 
 
 def _serve(kind: str, url: str) -> None:
-    if kind in ("raw", "raw-headers"):
-        asyncio.run(_serve_raw(url, headers=kind == "raw-headers"))
+    if kind == "raw":
+        asyncio.run(_serve_raw(url))
     else:
         asyncio.run(BenchActor().serve(ConnectionConfig(url=url)))
 
@@ -149,8 +139,28 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str
         await asyncio.sleep(0.1)
 
 
-async def _throughput(call: Callable[[int], Awaitable[object]], in_flight: int) -> float:
-    """Requests per second with ``in_flight`` concurrent callers for ROUND_SECONDS."""
+class _Round(NamedTuple):
+    """One round of one kind: its rate, and the CPU each side spent per request."""
+
+    rate: float
+    caller_us: float
+    responder_us: float
+
+
+def _median(rounds: list[_Round]) -> _Round:
+    return _Round(*(statistics.median(values) for values in zip(*rounds, strict=True)))
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def _throughput(
+    call: Callable[[int], Awaitable[object]], in_flight: int, responder: psutil.Process
+) -> _Round:
+    """Requests per second with ``in_flight`` concurrent callers for ROUND_SECONDS, and the
+    CPU per request of this process (the caller) and of the responder."""
     done = 0
     stop_at = time.perf_counter() + ROUND_SECONDS
 
@@ -163,14 +173,21 @@ async def _throughput(call: Callable[[int], Awaitable[object]], in_flight: int) 
             done += 1
 
     started = time.perf_counter()
+    caller_cpu, responder_cpu = time.process_time(), _cpu_s(responder)
     await asyncio.gather(*(caller(k) for k in range(in_flight)))
-    return done / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    per_request = 1e6 / max(done, 1)
+    return _Round(
+        done / elapsed,
+        (time.process_time() - caller_cpu) * per_request,
+        (_cpu_s(responder) - responder_cpu) * per_request,
+    )
 
 
 async def _request_reply(url: str, report: Report) -> float | None:
     argv = [sys.executable, "-m", "benchmarks.bench_runtime", "serve"]
-    kinds = [[*argv, "troupe", url], [*argv, "raw", url], [*argv, "raw-headers", url]]
-    with _processes(kinds) as (troupe_proc, _, _):
+    kinds = [[*argv, "troupe", url], [*argv, "raw", url]]
+    with _processes(kinds) as (troupe_proc, raw_proc):
         bus = await Bus.connect(ConnectionConfig(url=url), name="bench-troupe-client")
         raw = await nats.connect(url, name="bench-raw-client")
         encoder = msgspec.msgpack.Encoder()
@@ -183,12 +200,6 @@ async def _request_reply(url: str, report: Report) -> float | None:
             reply = await raw.request(RAW_SUBJECT, encoder.encode(_request(i)), timeout=5.0)
             return decoder.decode(reply.data)
 
-        async def raw_headers_call(i: int) -> object:
-            reply = await raw.request(
-                RAW_HEADERS_SUBJECT, encoder.encode(_request(i)), timeout=5.0, headers=CONTENT_TYPE
-            )
-            return decoder.decode(reply.data)
-
         async def answers(call: Callable[[int], Awaitable[object]]) -> bool:
             try:
                 await asyncio.wait_for(call(0), 0.5)
@@ -196,52 +207,51 @@ async def _request_reply(url: str, report: Report) -> float | None:
                 return False
             return True
 
-        calls = {"troupe": troupe_call, "raw": raw_call, "raw-headers": raw_headers_call}
+        calls = {"troupe": troupe_call, "raw": raw_call}
+        responders = {
+            "troupe": psutil.Process(troupe_proc.pid),
+            "raw": psutil.Process(raw_proc.pid),
+        }
         try:
             for kind, call in calls.items():
                 await _until(lambda call=call: answers(call), 30.0, f"{kind} responder")
-            idle_rss = psutil.Process(troupe_proc.pid).memory_info().rss / 2**20
+            idle_rss = responders["troupe"].memory_info().rss / 2**20
             ratio64: float | None = None
             for in_flight in IN_FLIGHT:
                 loads = [os.getloadavg()[0]]
-                for call in calls.values():
-                    await _throughput(call, in_flight)  # warm every path up
-                rates: dict[str, list[float]] = {kind: [] for kind in calls}
+                for kind, call in calls.items():
+                    await _throughput(call, in_flight, responders[kind])  # warm every path up
+                rounds: dict[str, list[_Round]] = {kind: [] for kind in calls}
                 order = list(calls)
                 for r in range(ROUNDS):
-                    for kind in order[r % 3 :] + order[: r % 3]:
-                        rates[kind].append(await _throughput(calls[kind], in_flight))
+                    for kind in order if r % 2 == 0 else order[::-1]:
+                        rounds[kind].append(
+                            await _throughput(calls[kind], in_flight, responders[kind])
+                        )
                 loads.append(os.getloadavg()[0])
-                median = {kind: statistics.median(values) for kind, values in rates.items()}
                 note = f"median of {ROUNDS}"
-                report(
-                    f"request/reply raw nats-py, {in_flight} in flight",
-                    median["raw"],
-                    "req/s",
-                    note,
-                )
-                report(
-                    f"request/reply raw nats-py + Content-Type, {in_flight} in flight",
-                    median["raw-headers"],
-                    "req/s",
-                    f"{note}, header both ways",
-                )
-                report(
-                    f"request/reply troupe, {in_flight} in flight", median["troupe"], "req/s", note
-                )
+                median: dict[str, _Round] = {
+                    kind: _Round(
+                        *(statistics.median(values) for values in zip(*taken, strict=True))
+                    )
+                    for kind, taken in rounds.items()
+                }
+                for kind, label in (("raw", "raw nats-py"), ("troupe", "troupe")):
+                    m = median[kind]
+                    report(f"request/reply {label}, {in_flight} in flight", m.rate, "req/s", note)
+                    report(
+                        f"request/reply {label} CPU per request, {in_flight} in flight",
+                        m.caller_us + m.responder_us,
+                        "us",
+                        f"caller {m.caller_us:.1f} + responder {m.responder_us:.1f}",
+                    )
                 target = " (target >= 0.9)" if in_flight == 64 else ""
-                ratio = median["troupe"] / median["raw"]
+                ratio = median["troupe"].rate / median["raw"].rate
                 report(
                     f"request/reply troupe/raw ratio, {in_flight} in flight",
                     ratio,
                     "x",
                     f"side by side{target}",
-                )
-                report(
-                    f"request/reply troupe/raw+Content-Type ratio, {in_flight} in flight",
-                    median["troupe"] / median["raw-headers"],
-                    "x",
-                    "side by side, same wire contract",
                 )
                 report(
                     f"load average during request/reply, {in_flight} in flight",
