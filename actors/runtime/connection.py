@@ -17,6 +17,18 @@ reply subscription, which then resolves the request's future; the reply is
 handed to that future as it is read instead (what nats-py does for its old-style
 requests).
 
+A request waits for its reply on the reply's future alone, with a timer to fail
+it at its timeout; nats-py wraps that future in ``asyncio.wait_for``, which adds a
+second future and one more turn of the event loop to every request (JetStream
+API calls and acknowledged publishes included).
+
+A subscription can be served directly (:meth:`Connection.serve_directly`, what
+troupe's endpoints and listeners do): while its queue is empty, each message is
+handed to its handler as it is read instead of being queued for the
+subscription's task, which would take it one hop later. The handler may decline
+a message (all its places are taken), which then takes nats-py's path, as does
+every message while earlier ones wait in the queue, so none overtakes another.
+
 A request the server refuses to let this login publish (``-ERR 'Permissions
 Violation for Publish to "SUBJECT"'``) fails at once with
 :class:`~actors.runtime.errors.Forbidden` instead of waiting out its timeout
@@ -25,16 +37,28 @@ for a reply that cannot come.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from secrets import token_hex
 from typing import Any
 
+from nats import errors as nats_errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.protocol import command as prot_command
 
 from actors.runtime.errors import Forbidden
 from actors.runtime.tls import StrictTlsClient
 
 __all__ = ["Connection", "encode_header_block"]
+
+log = logging.getLogger(__name__)
+
+Take = Callable[[Msg], bool]
+"""A directly served subscription's handler: ``True`` once it has the message, ``False``
+to leave it to the subscription's own task."""
 
 _CACHE_SIZE = 64
 """Blocks remembered per direction; when full the memo starts again from empty."""
@@ -68,6 +92,46 @@ class Connection(StrictTlsClient):
         self._reply_prefix = ""
         self._request_subjects: dict[str, str] = {}
         """Request token -> the subject it was published on."""
+        self._direct: dict[int, Take] = {}
+        """Subscription id -> the handler its messages are handed to as they are read."""
+
+    async def _request_new_style(
+        self,
+        subject: str,
+        payload: bytes,
+        timeout: float = 1,
+        headers: dict[str, Any] | None = None,
+    ) -> Msg:
+        # nats-py's request, waiting on the reply's future itself (see the module docstring).
+        if self.is_draining_pubs:
+            raise nats_errors.ConnectionDrainingError
+        if not self._resp_sub_prefix:
+            await self._init_request_sub()
+        prefix = self._resp_sub_prefix
+        if prefix is None:  # pragma: no cover - set by _init_request_sub
+            raise nats_errors.Error("no reply subscription")
+        token = self._nuid.next()
+        token.extend(token_hex(2).encode())
+        key = token.decode()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._resp_map[key] = future
+        expiry = loop.call_later(timeout, _expire, future)
+        try:
+            await self.publish(subject, payload, reply=(prefix + token).decode(), headers=headers)
+            return await future
+        finally:
+            expiry.cancel()
+            self._resp_map.pop(key, None)
+
+    def serve_directly(self, sid: int, take: Take) -> None:
+        """Hand the messages of subscription ``sid`` to ``take`` as they are read, while
+        none waits in the subscription's queue (see the module docstring)."""
+        self._direct[sid] = take
+
+    def stop_serving_directly(self, sid: int) -> None:
+        """Let subscription ``sid``'s messages take nats-py's path again."""
+        self._direct.pop(sid, None)
 
     async def _init_request_sub(self) -> None:
         await super()._init_request_sub()
@@ -81,6 +145,15 @@ class Connection(StrictTlsClient):
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
     ) -> None:
         if sid != self._reply_sid or not sid:
+            take = self._direct.get(sid)
+            if (
+                take is not None
+                and (sub := self._subs.get(sid)) is not None
+                and sub._pending_queue.empty()
+            ):
+                hdrs = await self._process_headers(headers)
+                if self._hand_over(take, sub, self._build_message(sid, subject, reply, data, hdrs)):
+                    return
             await super()._process_msg(sid, subject, reply, data, headers)
             return
         # A reply to a request: what nats-py's path does for it, without queueing it for
@@ -97,6 +170,18 @@ class Connection(StrictTlsClient):
         future = self._resp_map.get(msg.subject[self._reply_token_at :])
         if future is not None and not future.done():
             future.set_result(msg)
+
+    def _hand_over(self, take: Take, sub: Subscription, msg: Msg) -> bool:
+        try:
+            if not take(msg):
+                return False
+        except Exception:
+            # Never into the read loop, which would take it for a connection error.
+            log.exception("handler of %s failed", msg.subject)
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(msg.data)
+        sub._received += 1
+        return True
 
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers:
@@ -231,3 +316,8 @@ def encode_header_block(headers: Mapping[str, Any]) -> bytes | None:
         out += b"\r\n"
     out += b"\r\n"
     return bytes(out)
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(nats_errors.TimeoutError())

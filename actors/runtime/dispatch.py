@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from actors.runtime import metrics
 from actors.runtime.clock import Clock, system_clock, wait_tasks
@@ -40,6 +40,8 @@ from actors.runtime.eager import start_eagerly
 __all__ = ["FailureHook", "Handler", "Stats", "notify"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 FailureHook = Callable[[BaseException], Awaitable[None]]
@@ -126,27 +128,47 @@ class _Running:
 
 
 class _Tasks(_Running):
-    """A bounded set of running handler tasks: acquire a slot, then :meth:`spawn`."""
+    """At most ``limit`` handler tasks at once.
+
+    A handler that finishes without waiting (most request handlers, which answer from
+    memory) never becomes a task, so it never counts against the limit: only handlers
+    that wait hold a place until they end.
+    """
 
     def __init__(self, limit: int, clock: Clock = system_clock) -> None:
-        self.slots = asyncio.Semaphore(limit)
-        super().__init__(clock, self.slots.release)
+        super().__init__(clock, self._freed)
+        self.limit = limit
+        self._vacancy = asyncio.Event()
+        self._waiting = 0
+
+    @property
+    def full(self) -> bool:
+        """Whether ``limit`` handlers are waiting to finish."""
+        return len(self.running) >= self.limit
+
+    def _freed(self) -> None:
+        if self._waiting:
+            self._vacancy.set()
+
+    def try_run(self, start: Callable[[T], Coroutine[Any, Any, None]], arg: T) -> bool:
+        """Run ``start(arg)`` if there is room and nobody waits for room (so nothing
+        overtakes a message already held back); else start nothing and return False."""
+        if self._waiting or self.full:
+            return False
+        self.spawn(start(arg))
+        return True
 
     async def run(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` within the limit: at once while a slot is free, else once one frees.
-
-        A coroutine that finishes without waiting (most request handlers) never holds a
-        slot: it takes one only if it waits, which it may, since nothing has run since the
-        slot was seen free.
-        """
-        slots = self.slots
-        if slots.locked():
-            await slots.acquire()
-            self.spawn(coro)
-            return
-        task = start_eagerly(coro)
-        if task is None:
-            return
-        await slots.acquire()  # free: returns at once
-        self.running.add(task)
-        task.add_done_callback(self._done)
+        """Run ``coro`` at once if there is room, else once a running handler ends."""
+        if self.full:
+            self._waiting += 1
+            try:
+                while self.full:
+                    self._vacancy.clear()
+                    await self._vacancy.wait()
+            except BaseException:
+                coro.close()
+                raise
+            finally:
+                self._waiting -= 1
+        self.spawn(coro)

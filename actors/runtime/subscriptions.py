@@ -37,6 +37,7 @@ from actors.runtime.codec import (
     exchange_headers,
     headers_for,
 )
+from actors.runtime.connection import Connection
 from actors.runtime.dispatch import FailureHook, Handler, Stats, _Tasks, notify
 from actors.runtime.errors import BadRequest, RequestError
 from actors.runtime.handlers import EndpointSpec, ListenerSpec, RequestContext
@@ -78,18 +79,25 @@ class _SubscriptionRuntime:
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
-        """Subscribe (in the queue group, if any)."""
+        """Subscribe (in the queue group, if any), served directly on troupe's connection."""
         self._sub = await self._nc.subscribe(
             self._subject, queue=self._queue_group, cb=self._on_msg
         )
+        if isinstance(self._nc, Connection):
+            self._nc.serve_directly(self._sub._id, self._take)
 
     async def stop(self, grace: float) -> None:
         """Stop taking messages, serve those already received, wait for handlers."""
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await self._sub.drain()  # type: ignore[no-untyped-call]
+            if isinstance(self._nc, Connection):
+                self._nc.stop_serving_directly(self._sub._id)
             self._sub = None
         await self._tasks.settle(grace)
+
+    def _take(self, msg: Msg) -> bool:
+        return self._tasks.try_run(self._serve, msg)
 
     async def _on_msg(self, msg: Msg) -> None:
         await self._tasks.run(self._serve(msg))

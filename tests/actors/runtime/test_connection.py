@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 
 from actors.runtime import Bus
 from actors.runtime.connection import Connection, encode_header_block
+from actors.runtime.testing import eventually
 
 TOKEN = st.text(
     alphabet="!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
@@ -151,3 +152,38 @@ async def test_replies_reach_their_requests_without_the_reply_subscriptions_task
     assert [r.data for r in replies] == [str(i).encode() for i in range(20)]
     with pytest.raises(nats.errors.NoRespondersError):
         await nc.request("conn.nobody", b"", timeout=5.0)
+
+
+async def test_a_request_waits_on_its_future_alone_and_leaves_nothing_behind(bus: Bus) -> None:
+    """A request waits on its reply's future with a timer of its own: answered, it returns
+    the reply; unanswered, it raises nats-py's TimeoutError at its timeout; cancelled, it is
+    cancelled. In every case no waiting future is left registered."""
+    nc = bus.nc
+    assert isinstance(nc, Connection)
+
+    async def echo(msg: Msg) -> None:
+        await msg.respond(msg.data)
+
+    held: list[Msg] = []
+    await nc.subscribe("conn.echo2", cb=echo)
+
+    async def keep(msg: Msg) -> None:
+        held.append(msg)
+
+    await nc.subscribe("conn.silent", cb=keep)
+    assert (await nc.request("conn.echo2", b"a", timeout=30.0)).data == b"a"
+    assert nc._resp_map == {}
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.request("conn.silent", b"", timeout=0.05)
+    assert len(held) == 1
+    assert nc._resp_map == {}
+
+    pending = asyncio.ensure_future(nc.request("conn.silent", b"", timeout=30.0))
+    await eventually(lambda: len(held) == 2)
+    assert len(nc._resp_map) == 1
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    assert nc._resp_map == {}
+    assert (await nc.request("conn.echo2", b"b", timeout=30.0)).data == b"b"

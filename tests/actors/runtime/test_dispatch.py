@@ -20,6 +20,7 @@ from actors.runtime import (
     DeadLetter,
     MessageContext,
     NotFound,
+    RequestContext,
     RequestError,
     RetryLater,
 )
@@ -327,8 +328,9 @@ async def _consumer_idle(bus: Bus):  # type: ignore[no-untyped-def]
 # -- handler slots ------------------------------------------------------------------
 
 
-async def test_handlers_that_wait_hold_a_slot_and_the_next_one_waits_for_a_free_slot() -> None:
-    """At most ``limit`` handlers are suspended at once; one more starts only once one ends."""
+async def test_handlers_that_wait_hold_a_place_and_the_next_one_waits_for_a_free_place() -> None:
+    """At most ``limit`` handlers are suspended at once; one more starts only once one ends,
+    and while it waits nothing else is let in ahead of it."""
     tasks = _Tasks(2)
     release = asyncio.Event()
     started: list[int] = []
@@ -338,21 +340,23 @@ async def test_handlers_that_wait_hold_a_slot_and_the_next_one_waits_for_a_free_
         await release.wait()
 
     await tasks.run(handler(1))
-    await tasks.run(handler(2))
+    assert tasks.try_run(handler, 2)
+    assert tasks.full
     third = asyncio.ensure_future(tasks.run(handler(3)))
     await asyncio.sleep(0)
     assert started == [1, 2]
     assert not third.done()
+    assert not tasks.try_run(handler, 4)  # full, and the third is waiting
     release.set()
     await asyncio.wait_for(third, 30)
     assert started == [1, 2, 3]
     assert await tasks.settle(30) == 0
-    assert not tasks.slots.locked()
+    assert not tasks.full
 
 
-async def test_handlers_that_finish_without_waiting_never_take_a_slot() -> None:
-    """A handler answering from memory runs at once and leaves no slot or task behind;
-    one that waits holds its slot until it ends."""
+async def test_handlers_that_finish_without_waiting_never_take_a_place() -> None:
+    """A handler answering from memory runs at once and leaves no task behind, even while
+    every place is held; one that waits holds its place until it ends."""
     tasks = _Tasks(1)
     release = asyncio.Event()
     answered: list[int] = []
@@ -363,13 +367,77 @@ async def test_handlers_that_finish_without_waiting_never_take_a_slot() -> None:
     async def answers(n: int) -> None:
         answered.append(n)
 
-    for n in range(5):
-        await tasks.run(answers(n))
-    assert answered == [0, 1, 2, 3, 4]
-    assert not tasks.slots.locked()
-    assert tasks.running == set()
     await tasks.run(waits())
-    assert tasks.slots.locked()
+    assert tasks.full
+    assert not tasks.try_run(answers, 0)
     release.set()
     assert await tasks.settle(30) == 0
-    assert not tasks.slots.locked()
+    for n in range(1, 6):
+        assert tasks.try_run(answers, n)
+    await tasks.run(answers(6))
+    assert answered == [1, 2, 3, 4, 5, 6]
+    assert tasks.running == set()
+    assert not tasks.full
+
+
+async def test_a_waiter_cancelled_while_waiting_for_a_place_lets_others_in_again() -> None:
+    """Stopping while a message waits for a place closes its handler unstarted and leaves
+    no one counted as waiting."""
+    tasks = _Tasks(1)
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(name: str) -> None:
+        started.append(name)
+        await release.wait()
+
+    await tasks.run(handler("first"))
+    waiter = asyncio.ensure_future(tasks.run(handler("held back")))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    assert await tasks.settle(30) == 0
+    assert tasks.try_run(handler, "next")
+    assert started == ["first", "next"]
+    assert await tasks.settle(30) == 0
+
+
+async def test_requests_beyond_the_endpoints_concurrency_wait_in_order_and_are_all_answered(
+    bus: Bus,
+) -> None:
+    """While every place of an endpoint is taken, requests queue on its subscription and are
+    answered once places free; none is lost, whether served as read or from the queue."""
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    class Gated(Echo):
+        name = "gated"
+
+        async def on_start(self) -> None:
+            await self.add_endpoint("test.gated", self.gated, concurrency=1)
+
+        async def gated(self, request: Ping, ctx: RequestContext) -> Pong:
+            seen.append(request.n)
+            if request.n == 0:
+                await gate.wait()
+            return Pong(n=request.n)
+
+    async with Gated().running(bus):
+        first = asyncio.ensure_future(bus.request("test.gated", Ping(n=0), Pong, timeout=30))
+        await eventually(lambda: seen == [0])
+        rest = [
+            asyncio.ensure_future(bus.request("test.gated", Ping(n=n), Pong, timeout=30))
+            for n in range(1, 21)
+        ]
+        await bus.nc.flush()
+        assert seen == [0]
+        gate.set()
+        answers = await asyncio.gather(first, *rest)
+        assert [a.n for a in answers] == list(range(21))
+        assert sorted(seen) == list(range(21))
+        more = await asyncio.gather(
+            *(bus.request("test.gated", Ping(n=n), Pong, timeout=30) for n in range(21, 41))
+        )
+        assert [a.n for a in more] == list(range(21, 41))
