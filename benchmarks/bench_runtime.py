@@ -151,16 +151,20 @@ def _median(rounds: list[_Round]) -> _Round:
     return _Round(*(statistics.median(values) for values in zip(*rounds, strict=True)))
 
 
-def _cpu_s(process: psutil.Process) -> float:
+def _cpu_s(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
     times = process.cpu_times()
     return float(times.user + times.system)
 
 
 async def _throughput(
-    call: Callable[[int], Awaitable[object]], in_flight: int, responder: psutil.Process
+    call: Callable[[int], Awaitable[object]],
+    in_flight: int,
+    responder: psutil.Process | None = None,
 ) -> _Round:
     """Requests per second with ``in_flight`` concurrent callers for ROUND_SECONDS, and the
-    CPU per request of this process (the caller) and of the responder."""
+    CPU per request of this process (the caller) and of the responder (0 without one)."""
     done = 0
     stop_at = time.perf_counter() + ROUND_SECONDS
 
@@ -311,7 +315,7 @@ async def _js_throughput(nc: nats.aio.client.Client, in_flight: int) -> float:
     async def publish(i: int) -> object:
         return await js.publish("bench.sync", payload, timeout=10.0)
 
-    return await _throughput(publish, in_flight)
+    return (await _throughput(publish, in_flight)).rate
 
 
 async def _sync_cost(report: Report) -> None:
